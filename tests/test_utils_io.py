@@ -1,0 +1,35 @@
+import json
+import os
+
+import pytest
+
+from keras_gradattn.utils import atomic_path
+from keras_gradattn.utils import atomic_write_json
+from keras_gradattn.utils import atomic_write_text
+
+
+def test_atomic_write_replaces_content(tmp_path):
+    target = tmp_path / "out" / "config.json"
+    atomic_write_json(target, {"a": 1})
+    atomic_write_json(target, {"a": 2})
+    assert json.loads(target.read_text()) == {"a": 2}
+    assert os.listdir(target.parent) == ["config.json"]
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "history.csv"
+    atomic_write_text(target, "old\n")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            with open(tmp, "w") as file:
+                file.write("half")
+            raise RuntimeError("writer died")
+    assert target.read_text() == "old\n"
+    assert os.listdir(tmp_path) == ["history.csv"]
+
+
+def test_temporary_keeps_extension(tmp_path):
+    with atomic_path(tmp_path / "model.keras") as tmp:
+        assert tmp.endswith(".keras")
+        open(tmp, "w").close()
+    assert (tmp_path / "model.keras").exists()
