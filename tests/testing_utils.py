@@ -1,0 +1,61 @@
+"""Helpers shared by the tests."""
+
+import keras
+import numpy as np
+
+# Narrow widths keep every model test fast on a 2-core CPU while exercising
+# the same code paths as the paper's widths.
+SMALL_BACKBONE = {"stage_widths": (8, 16, 16, 32), "stem_width": 8}
+SMALL_ENCODER = {"token_dim": 16, "num_heads": 4, "intermediate_dim": 32}
+
+
+
+def to_numpy(x):
+    return np.asarray(keras.ops.convert_to_numpy(x), dtype=np.float64)
+
+
+def weights_of(layer):
+    """{variable path relative to `layer`: numpy value}."""
+    prefix = layer.path + "/"
+    return {
+        w.path[len(prefix) :] if w.path.startswith(prefix) else w.path: to_numpy(w)
+        for w in layer.weights
+    }
+
+
+def randomize_weights(layer, seed=0, scale=0.5):
+    """Replaces every weight by random values (variances stay positive), so
+    numerics tests cannot pass on zero or one-valued defaults."""
+    rng = np.random.default_rng(seed)
+    for weight in layer.weights:
+        value = rng.normal(0.0, scale, weight.shape)
+        if weight.path.endswith("moving_variance"):
+            value = rng.uniform(0.5, 1.5, weight.shape)
+        weight.assign(value.astype(weight.dtype))
+
+
+def assert_serializable(layer):
+    """Config round trip and registration under the package name."""
+    config = layer.get_config()
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config
+    registered = keras.saving.get_registered_name(type(layer))
+    assert registered == f"keras_gradattn>{type(layer).__name__}"
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(layer)
+    )
+    assert type(restored) is type(layer)
+    assert restored.get_config() == config
+    return clone
+
+
+def compile_fast(model, **kwargs):
+    """`model.compile()` with the paper's defaults, in the execution mode that
+    is quickest for tiny test models on this backend: TensorFlow runs eagerly
+    (tracing and XLA-compiling costs ~10 s per model, eager steps ~0.5 s); JAX
+    keeps jit (its eager mode compiles every op separately). Tests of the
+    default compiled path call `model.compile()` directly."""
+    if keras.backend.backend() == "tensorflow":
+        kwargs.setdefault("run_eagerly", True)
+    model.compile(**kwargs)
+    return model
