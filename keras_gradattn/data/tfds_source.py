@@ -73,16 +73,22 @@ def load(spec, folder):
 
     splits = {}
     for split in spec.official_splits:
-        dataset = _load_split(tfds, spec, split, folder, batch_size=-1)
+        # Fixed-size chunks, not batch_size=-1: that asks tfds for one batch
+        # of the recorded split size, which is unknown for mocked data.
+        dataset = _load_split(tfds, spec, split, folder).batch(8192)
         try:
-            images, labels = tfds.as_numpy(dataset)
+            chunks = list(tfds.as_numpy(dataset))
         except tf.errors.OpError as error:
             raise DatasetError(
                 f"{spec.name}: cannot read the {split!r} split in {folder} "
                 f"({type(error).__name__}: {error.message.splitlines()[0]}); "
                 "the prepared files may be corrupt: rebuild them."
             ) from None
-        splits[split] = (np.asarray(images, np.uint8), np.asarray(labels))
+        if not chunks:
+            raise DatasetError(f"{spec.name}: the {split!r} split in {folder} is empty.")
+        images = np.concatenate([chunk[0] for chunk in chunks])
+        labels = np.concatenate([chunk[1] for chunk in chunks])
+        splits[split] = (images.astype(np.uint8, copy=False), labels)
     return splits
 
 
