@@ -110,7 +110,11 @@ class Augmenter:
     def __init__(self, recipe, seed=None):
         self.recipe = recipe
         entropy = 0 if seed is None else seed
-        layer_seeds = np.random.SeedSequence(entropy).generate_state(8).tolist()
+        # 31-bit seeds: Keras keeps seed state as int32 (PyTorch refuses to
+        # wrap larger values).
+        layer_seeds = [
+            int(value) >> 1 for value in np.random.SeedSequence(entropy).generate_state(8)
+        ]
         if seed is None:
             layer_seeds = [None] * 8
         self.layers = _recipe_layers(recipe, layer_seeds)
