@@ -130,6 +130,21 @@ def test_each_augmentation_recipe_keeps_values_in_range(recipe):
     assert changed
 
 
+@pytest.mark.parametrize("recipe", [r for r in registry.AUGMENTATION_RECIPES if r != "none"])
+def test_each_augmentation_recipe_changes_brightness_by_bounded_amounts(recipe):
+    # The range check alone misses a colour layer told the wrong value range
+    # when a later layer clips: images would saturate, in range. The largest
+    # mean shift the recipes allow is black fill of up to ~23% of the pixels
+    # (pad-4 crop) or +-0.2 brightness.
+    augmenter = Augmenter(recipe, seed=5)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0.3, 0.7, size=(32, 32, 32, 3)).astype("float32")
+    for _ in range(3):
+        out = keras.ops.convert_to_numpy(augmenter(keras.ops.convert_to_tensor(images)))
+        shift = np.abs(out.mean(axis=(1, 2, 3)) - images.mean(axis=(1, 2, 3)))
+        assert shift.max() < 0.25, f"mean shift {shift.max():.3f}"
+
+
 @pytest.mark.parametrize("pipeline", PIPELINES)
 @pytest.mark.parametrize("name", ["cifar10", "fashion_mnist", "tissuemnist"])
 def test_augmented_training_pipeline_never_leaves_the_value_range(name, pipeline):
