@@ -65,7 +65,8 @@ class ResNetBackbone(keras.Model):
     depth: `"stem"` (after the stem's max-pool) and `"stage1"` ... `"stageN"`.
     These taps are public API: `tap_info` lists each one's channels and
     reduction, ResNet classifiers read the last one, and GradAttn turns the
-    selected ones into depth tokens.
+    selected ones into depth tokens. Address taps by name: `tap_names` gives
+    depth order (the dict's own order varies by backend; torch sorts keys).
 
     Args:
         stage_blocks: blocks per stage: `(2, 2, 2, 2)` is ResNet-18,
