@@ -1,15 +1,5 @@
-import os
-
-# XLA's CPU backend spends most of a test's time optimising tiny programs;
-# tests run them a handful of times, so a cheaper compile wins. Set before any
-# backend initialises.
-os.environ.setdefault(
-    "XLA_FLAGS",
-    "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
-)
-
-import keras  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import pytest
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,1 @@
+"""Command-line entry points; `scripts/*.py` are thin wrappers around them."""

@@ -1,0 +1,197 @@
+"""Training throughput of the paper's models on each Keras backend.
+
+For every backend, input shape and model: images/s of full training steps
+(forward, backward, optimizer update) at a fixed batch, warm-up excluded,
+median over interleaved rounds; and each GradAttn variant's step time over
+ResNet-18's, measured in the same process. Each backend runs in its own
+subprocess, since the backend is fixed when Keras is imported.
+
+    python scripts/benchmark_models.py --backends jax,tensorflow,torch
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+DEFAULT_MODELS = "resnet18,gradattn_nope,gradattn_learned_pe,gradattn_rope"
+DEFAULT_SHAPES = "28x28x1,32x32x3"
+BASELINE = "resnet18"
+# Issue targets for GradAttn / ResNet-18 step time.
+TARGET_RATIOS = {"jax": 1.10, "tensorflow": 1.10, "torch": 1.20}
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def parse_shape(text):
+    try:
+        shape = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(
+            f"input shape {text!r} is not HxWxC with positive integers, e.g. 28x28x1"
+        )
+    return shape
+
+
+def parse_list(allowed=None):
+    def parse(text):
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        unknown = [item for item in items if allowed and item not in allowed]
+        if not items or unknown:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: expected a comma-separated list"
+                + (f" of {', '.join(allowed)}" if allowed else "")
+            )
+        return items
+
+    return parse
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="benchmark_models.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--backends", type=parse_list(BACKENDS), default=list(BACKENDS),
+                        help="backends to measure, each in its own subprocess")
+    parser.add_argument("--models", type=parse_list(), default=DEFAULT_MODELS.split(","),
+                        help=f"create_model names; ratios are taken against {BASELINE}")
+    parser.add_argument("--input-shapes", type=lambda t: [parse_shape(s) for s in t.split(",")],
+                        default=[parse_shape(s) for s in DEFAULT_SHAPES.split(",")],
+                        help="comma-separated HxWxC input shapes")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--num-classes", type=int, default=10)
+    parser.add_argument("--warmup-steps", type=int, default=3,
+                        help="untimed steps per model (compilation, allocation)")
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="interleaved timing rounds; the median round counts")
+    parser.add_argument("--steps-per-round", type=int, default=3)
+    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32")
+    parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
+                        help="Keras' jit_compile for model.compile")
+    parser.add_argument("--output", default="results/benchmarks/models",
+                        help="path prefix of the .json and .md results")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def _progress(backend):
+    def report(message):
+        print(f"[{backend}] {message}", file=sys.stderr, flush=True)
+
+    return report
+
+
+def run_worker(args):
+    """Measures every model and shape under the current KERAS_BACKEND and
+    prints one JSON line."""
+    import keras
+
+    from keras_gradattn import benchmarking
+    from keras_gradattn import create_model
+
+    backend = keras.backend.backend()
+    progress = _progress(backend)
+    keras.config.set_dtype_policy(args.precision)
+    jit_compile = {"auto": "auto", "on": True, "off": False}[args.jit_compile]
+    results = []
+    for shape in args.input_shapes:
+        label = "x".join(map(str, shape))
+        images, labels = benchmarking.synthetic_batch(args.batch_size, shape, args.num_classes)
+        steps = {}
+        for name in args.models:
+            progress(f"{label}: building {name}")
+            keras.utils.set_random_seed(0)
+            model = create_model(name, num_classes=args.num_classes, input_shape=shape)
+            model.compile(jit_compile=jit_compile)
+            steps[name] = benchmarking.training_step_function(model, images, labels)
+        measurements = benchmarking.measure_interleaved(
+            steps, args.batch_size, warmup_steps=args.warmup_steps, rounds=args.rounds,
+            steps_per_round=args.steps_per_round,
+            progress=lambda message: progress(f"{label}: {message}"),
+        )
+        baseline = measurements.get(BASELINE)
+        for name, measurement in measurements.items():
+            results.append({
+                "input_shape": label,
+                "model": name,
+                "images_per_second": measurement.images_per_second,
+                "median_step_ms": 1000 * measurement.median_step_time,
+                "spread": measurement.spread,
+                "step_time_ratio_vs_resnet18": (
+                    measurement.median_step_time / baseline.median_step_time
+                    if baseline else None
+                ),
+            })
+    print(json.dumps({"machine": benchmarking.describe_machine(), "results": results}))
+    return 0
+
+
+def run_backend(args, argv, backend):
+    command = [sys.executable, "-m", "keras_gradattn.cli.benchmark_models", "--worker", *argv]
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    process = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
+    if process.returncode != 0:
+        raise SystemExit(f"benchmark_models.py: error: the {backend} worker failed "
+                         f"(exit code {process.returncode}); see its output above")
+    return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def format_table(reports, args):
+    lines = [
+        f"Training throughput, batch {args.batch_size}, {args.precision}, jit_compile="
+        f"{args.jit_compile}; median of {args.rounds} interleaved rounds of "
+        f"{args.steps_per_round} steps after {args.warmup_steps} warm-up steps.",
+        "",
+        "| backend | input | model | images/s | step (ms) | spread | step time / ResNet-18 | target |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for report in reports:
+        backend = report["machine"]["backend"]
+        for row in report["results"]:
+            ratio = row["step_time_ratio_vs_resnet18"]
+            target = ""
+            if ratio is not None and row["model"].startswith("gradattn"):
+                limit = TARGET_RATIOS[backend]
+                target = f"<= {limit:.2f} {'met' if ratio <= limit else 'MISSED'}"
+            lines.append(
+                f"| {backend} | {row['input_shape']} | {row['model']} | "
+                f"{row['images_per_second']:.0f} | {row['median_step_ms']:.1f} | "
+                f"{100 * row['spread']:.0f}% | "
+                f"{'' if ratio is None else f'{ratio:.3f}'} | {target} |"
+            )
+    machine = reports[0]["machine"] if reports else {}
+    gpus = ", ".join(machine.get("gpus") or []) or "no GPU"
+    lines += ["", f"Machine: {machine.get('processor')}, {machine.get('cpu_count')} cores, "
+              f"{gpus}."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.batch_size < 1 or args.rounds < 1 or args.steps_per_round < 1 or args.warmup_steps < 0:
+        parser.error("--batch-size, --rounds and --steps-per-round must be >= 1, "
+                     "--warmup-steps >= 0")
+    if args.worker:
+        return run_worker(args)
+
+    from keras_gradattn.utils import atomic_write_json
+    from keras_gradattn.utils import atomic_write_text
+
+    worker_argv = [arg for arg in argv if arg != "--worker"]
+    reports = [run_backend(args, worker_argv, backend) for backend in args.backends]
+    table = format_table(reports, args)
+    command = "python scripts/benchmark_models.py " + " ".join(argv)
+    atomic_write_json(f"{args.output}.json", {"command": command.strip(), "reports": reports})
+    atomic_write_text(f"{args.output}.md", f"Command: `{command.strip()}`\n\n{table}")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
