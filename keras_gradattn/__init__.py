@@ -9,15 +9,20 @@ model.fit(images, labels, epochs=10)
 ```
 """
 
-from keras_gradattn import layers
-from keras_gradattn.models import GradAttnClassifier
-from keras_gradattn.models import ImageClassifier
-from keras_gradattn.models import ResNetBackbone
-from keras_gradattn.models import create_model
-from keras_gradattn.models import describe_models
-from keras_gradattn.models import list_models
-from keras_gradattn.models import register_model
-from keras_gradattn.training import AdamL2
-from keras_gradattn.utils.parameters import count_parameters
+from keras_gradattn.backend_selection import select_backend
+
+# Before anything imports Keras: see backend_selection.py.
+select_backend()
+
+from keras_gradattn import layers  # noqa: E402
+from keras_gradattn.models import GradAttnClassifier  # noqa: E402
+from keras_gradattn.models import ImageClassifier  # noqa: E402
+from keras_gradattn.models import ResNetBackbone  # noqa: E402
+from keras_gradattn.models import create_model  # noqa: E402
+from keras_gradattn.models import describe_models  # noqa: E402
+from keras_gradattn.models import list_models  # noqa: E402
+from keras_gradattn.models import register_model  # noqa: E402
+from keras_gradattn.training import AdamL2  # noqa: E402
+from keras_gradattn.utils.parameters import count_parameters  # noqa: E402
 
 __version__ = "0.1.0"
