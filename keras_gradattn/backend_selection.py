@@ -7,10 +7,12 @@ here, by the package's `__init__`, before that import:
 1. Our own commands (`gradattn-train ...`, `python scripts/train.py ...`)
    accept `--backend NAME`; it must win before Keras loads. Programs of
    other names are left alone: a library does not read their flags.
-2. With no backend configured (no `KERAS_BACKEND`, no backend in
-   `~/.keras/keras.json`) and TensorFlow, Keras' default, not installed, the
-   first installed of JAX and PyTorch is used instead of failing at import;
-   machines with JAX or PyTorch only (common on GPU servers) work as is.
+2. Without `KERAS_BACKEND`, Keras takes the backend from
+   `~/.keras/keras.json`, which Keras itself writes on first import with its
+   default, TensorFlow. When that backend is not installed, the first
+   installed of TensorFlow, JAX and PyTorch is used instead of failing at
+   import, so machines with JAX or PyTorch only (common on GPU servers) work
+   as is. An explicit `KERAS_BACKEND` is always left as it is.
 """
 
 import importlib.util
@@ -53,15 +55,19 @@ def _is_our_command(program):
     return program_dir == os.path.join(package_parent, "scripts")
 
 
-def _configured_backend():
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    keras_home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+def _keras_json_backend():
+    keras_home = os.environ.get(
+        "KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras")
+    )
     try:
         with open(os.path.join(keras_home, "keras.json")) as config:
-            return json.load(config).get("backend")
+            return json.load(config).get("backend") or "tensorflow"
     except (OSError, ValueError):
-        return None
+        return "tensorflow"
+
+
+def _installed(backend):
+    return importlib.util.find_spec(backend) is not None
 
 
 def select_backend(argv=None):
@@ -79,9 +85,10 @@ def select_backend(argv=None):
             # which reports them with the allowed values.
             os.environ["KERAS_BACKEND"] = requested
             return requested
-    if _configured_backend() is None and importlib.util.find_spec("tensorflow") is None:
-        for candidate in ("jax", "torch"):
-            if importlib.util.find_spec(candidate) is not None:
-                os.environ["KERAS_BACKEND"] = candidate
-                return candidate
+    if os.environ.get("KERAS_BACKEND") or _installed(_keras_json_backend()):
+        return None
+    for candidate in BACKENDS:
+        if _installed(candidate):
+            os.environ["KERAS_BACKEND"] = candidate
+            return candidate
     return None

@@ -59,12 +59,27 @@ def test_installed_backend_when_tensorflow_is_missing(keras_not_imported, monkey
     assert os.environ["KERAS_BACKEND"] == "torch"
 
 
-def test_configured_backend_is_kept(keras_not_imported, monkeypatch, tmp_path):
+def test_installed_keras_json_backend_is_kept(keras_not_imported, monkeypatch, tmp_path):
     (tmp_path / "keras.json").write_text('{"backend": "jax"}')
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.setattr(backend_selection.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(backend_selection, "_installed", lambda name: name == "jax")
     assert backend_selection.select_backend(["python"]) is None
     assert "KERAS_BACKEND" not in os.environ
+
+
+def test_keras_json_naming_a_missing_backend_falls_back(keras_not_imported, monkeypatch, tmp_path):
+    # Keras writes keras.json with "tensorflow" on first import, installed or not.
+    (tmp_path / "keras.json").write_text('{"backend": "tensorflow"}')
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(backend_selection, "_installed", lambda name: name == "jax")
+    assert backend_selection.select_backend(["python"]) == "jax"
+
+
+def test_explicit_environment_variable_is_never_overridden(keras_not_imported, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    monkeypatch.setattr(backend_selection, "_installed", lambda name: False)
+    assert backend_selection.select_backend(["python"]) is None
+    assert os.environ["KERAS_BACKEND"] == "tensorflow"
 
 
 def test_console_command_flag_takes_effect_before_keras_loads(tmp_path):
