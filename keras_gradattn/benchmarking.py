@@ -15,24 +15,25 @@ import numpy as np
 
 @dataclasses.dataclass
 class Measurement:
-    """Step times of one model on one input, in seconds."""
+    """Wall-clock times of repeated calls that each process the same number
+    of images."""
 
     name: str
-    batch_size: int
-    step_times: list
+    images_per_call: int
+    call_times: list
 
     @property
-    def median_step_time(self):
-        return statistics.median(self.step_times)
+    def median_call_time(self):
+        return statistics.median(self.call_times)
 
     @property
     def images_per_second(self):
-        return self.batch_size / self.median_step_time
+        return self.images_per_call / self.median_call_time
 
     @property
     def spread(self):
-        """(max - min) / median of the per-round step times: the noise."""
-        return (max(self.step_times) - min(self.step_times)) / self.median_step_time
+        """(max - min) / median of the per-round times: the noise."""
+        return (max(self.call_times) - min(self.call_times)) / self.median_call_time
 
 
 def synthetic_batch(batch_size, input_shape, num_classes, seed=0):
@@ -42,61 +43,73 @@ def synthetic_batch(batch_size, input_shape, num_classes, seed=0):
     return images, labels
 
 
-def measure_interleaved(step_functions, batch_size, warmup_steps=3, rounds=7,
-                        steps_per_round=3, progress=None):
-    """Times several step functions round-robin.
+def measure_interleaved(functions, images_per_call, warmup_calls=1, rounds=7,
+                        progress=None):
+    """Times several functions round-robin.
 
-    Each round times `steps_per_round` calls of every function in turn, so a
-    slow spell of a shared machine hits all of them alike and their ratios
-    stay meaningful. The first `warmup_steps` calls of each function
-    (compilation, allocation) are not timed. Each function must block until
-    its step is done (Keras' `train_on_batch` returns host values, so it
-    does).
+    Each round calls every function once, in turn, so a slow spell of a
+    shared machine hits all of them alike and their ratios stay meaningful.
+    The first `warmup_calls` calls of each function (compilation,
+    allocation) are not timed. Each function must return only when its work
+    is done on the device.
 
     Args:
-        step_functions: `{name: zero-argument callable}`.
+        functions: `{name: zero-argument callable}`.
+        images_per_call: images each call processes.
         progress: optional callable taking a one-line status string.
 
     Returns:
-        `{name: Measurement}` with one step time (mean over the round's steps)
-        per round.
+        `{name: Measurement}` with one time per round.
     """
-    for name, step in step_functions.items():
+    for name, function in functions.items():
         if progress:
             progress(f"warming up {name}")
-        for _ in range(warmup_steps):
-            step()
-    step_times = {name: [] for name in step_functions}
+        for _ in range(warmup_calls):
+            function()
+    call_times = {name: [] for name in functions}
     for round_index in range(rounds):
         if progress:
             progress(f"round {round_index + 1}/{rounds}")
-        for name, step in step_functions.items():
+        for name, function in functions.items():
             start = time.perf_counter()
-            for _ in range(steps_per_round):
-                step()
-            step_times[name].append((time.perf_counter() - start) / steps_per_round)
+            function()
+            call_times[name].append(time.perf_counter() - start)
     return {
-        name: Measurement(name, batch_size, times)
-        for name, times in step_times.items()
+        name: Measurement(name, images_per_call, times)
+        for name, times in call_times.items()
     }
 
 
-def training_step_function(model, images, labels):
-    """One optimizer step (forward, backward, update) on a fixed batch."""
+def training_function(model, images, labels, steps):
+    """`steps` optimizer steps through `model.fit`, the path users train on.
 
-    def step():
-        return model.train_on_batch(images, labels)
+    Per-call APIs such as `train_on_batch` also pay Keras' per-call costs
+    (on JAX, copying every variable's state back after each call), which
+    grow with the number of variables rather than with the work of a step.
+    `fit` pays those once per epoch; one epoch of `steps` batches amortises
+    them as training does.
+    """
+    batch_size = len(images)
+    repeated_images = np.concatenate([images] * steps)
+    repeated_labels = np.concatenate([labels] * steps)
 
-    return step
+    def train():
+        # `fit` returns after the epoch's logs are read back: work is done.
+        return model.fit(repeated_images, repeated_labels, batch_size=batch_size,
+                         epochs=1, shuffle=False, verbose=0)
+
+    return train
 
 
-def inference_step_function(model, images):
-    """One forward pass in inference mode on a fixed batch."""
+def inference_function(model, images, steps):
+    """`steps` forward passes in inference mode through `model.predict`."""
+    batch_size = len(images)
+    repeated_images = np.concatenate([images] * steps)
 
-    def step():
-        return model.predict_on_batch(images)
+    def infer():
+        return model.predict(repeated_images, batch_size=batch_size, verbose=0)
 
-    return step
+    return infer
 
 
 def describe_machine():

@@ -1,9 +1,9 @@
 """Training throughput of the paper's models on each Keras backend.
 
 For every backend, input shape and model: images/s of full training steps
-(forward, backward, optimizer update) at a fixed batch, warm-up excluded,
-median over interleaved rounds; and each GradAttn variant's step time over
-ResNet-18's, measured in the same process. Each backend runs in its own
+(forward, backward, optimizer update) through `model.fit` at a fixed batch,
+compilation excluded, median over interleaved rounds; and each GradAttn
+variant's step time over ResNet-18's, measured in the same process. Each backend runs in its own
 subprocess, since the backend is fixed when Keras is imported.
 
     python scripts/benchmark_models.py --backends jax,tensorflow,torch
@@ -64,11 +64,11 @@ def build_parser():
                         help="comma-separated HxWxC input shapes")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--num-classes", type=int, default=10)
-    parser.add_argument("--warmup-steps", type=int, default=3,
-                        help="untimed steps per model (compilation, allocation)")
     parser.add_argument("--rounds", type=int, default=7,
-                        help="interleaved timing rounds; the median round counts")
-    parser.add_argument("--steps-per-round", type=int, default=3)
+                        help="interleaved timing rounds; the median round counts "
+                             "(after one untimed round: compilation, allocation)")
+    parser.add_argument("--steps-per-round", type=int, default=10,
+                        help="training steps per round (one `fit` epoch)")
     parser.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32")
     parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
                         help="Keras' jit_compile for model.compile")
@@ -107,10 +107,11 @@ def run_worker(args):
             keras.utils.set_random_seed(0)
             model = create_model(name, num_classes=args.num_classes, input_shape=shape)
             model.compile(jit_compile=jit_compile)
-            steps[name] = benchmarking.training_step_function(model, images, labels)
+            steps[name] = benchmarking.training_function(
+                model, images, labels, args.steps_per_round
+            )
         measurements = benchmarking.measure_interleaved(
-            steps, args.batch_size, warmup_steps=args.warmup_steps, rounds=args.rounds,
-            steps_per_round=args.steps_per_round,
+            steps, args.batch_size * args.steps_per_round, rounds=args.rounds,
             progress=lambda message: progress(f"{label}: {message}"),
         )
         baseline = measurements.get(BASELINE)
@@ -119,10 +120,10 @@ def run_worker(args):
                 "input_shape": label,
                 "model": name,
                 "images_per_second": measurement.images_per_second,
-                "median_step_ms": 1000 * measurement.median_step_time,
+                "median_step_ms": 1000 * measurement.median_call_time / args.steps_per_round,
                 "spread": measurement.spread,
                 "step_time_ratio_vs_resnet18": (
-                    measurement.median_step_time / baseline.median_step_time
+                    measurement.median_call_time / baseline.median_call_time
                     if baseline else None
                 ),
             })
@@ -143,8 +144,8 @@ def run_backend(args, argv, backend):
 def format_table(reports, args):
     lines = [
         f"Training throughput, batch {args.batch_size}, {args.precision}, jit_compile="
-        f"{args.jit_compile}; median of {args.rounds} interleaved rounds of "
-        f"{args.steps_per_round} steps after {args.warmup_steps} warm-up steps.",
+        f"{args.jit_compile}; `model.fit` epochs of {args.steps_per_round} steps, median "
+        f"of {args.rounds} interleaved rounds after one untimed round.",
         "",
         "| backend | input | model | images/s | step (ms) | spread | step time / ResNet-18 | target |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
@@ -174,9 +175,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.batch_size < 1 or args.rounds < 1 or args.steps_per_round < 1 or args.warmup_steps < 0:
-        parser.error("--batch-size, --rounds and --steps-per-round must be >= 1, "
-                     "--warmup-steps >= 0")
+    if min(args.batch_size, args.rounds, args.steps_per_round) < 1:
+        parser.error("--batch-size, --rounds and --steps-per-round must be >= 1")
     if args.worker:
         return run_worker(args)
 
