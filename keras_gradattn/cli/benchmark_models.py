@@ -131,13 +131,16 @@ def run_worker(args):
     return 0
 
 
-def run_backend(args, argv, backend):
+def run_backend(argv, backend):
+    """The worker's report, or None when it failed (its error is on stderr)."""
     command = [sys.executable, "-m", "keras_gradattn.cli.benchmark_models", "--worker", *argv]
     env = {**os.environ, "KERAS_BACKEND": backend}
     process = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
     if process.returncode != 0:
-        raise SystemExit(f"benchmark_models.py: error: the {backend} worker failed "
-                         f"(exit code {process.returncode}); see its output above")
+        print(f"benchmark_models.py: the {backend} worker failed (exit code "
+              f"{process.returncode}); its output is above. Other backends go on.",
+              file=sys.stderr)
+        return None
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
@@ -184,13 +187,21 @@ def main(argv=None):
     from keras_gradattn.utils import atomic_write_text
 
     worker_argv = [arg for arg in argv if arg != "--worker"]
-    reports = [run_backend(args, worker_argv, backend) for backend in args.backends]
+    reports, failed = [], []
+    for backend in args.backends:
+        report = run_backend(worker_argv, backend)
+        if report is None:
+            failed.append(backend)
+        else:
+            reports.append(report)
     table = format_table(reports, args)
+    if failed:
+        table += f"\nFailed (no figures): {', '.join(failed)}.\n"
     command = "python scripts/benchmark_models.py " + " ".join(argv)
     atomic_write_json(f"{args.output}.json", {"command": command.strip(), "reports": reports})
     atomic_write_text(f"{args.output}.md", f"Command: `{command.strip()}`\n\n{table}")
     print(table)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
