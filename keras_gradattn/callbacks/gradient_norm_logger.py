@@ -1,0 +1,318 @@
+"""GradientNormLogger: per-layer gradient norms of the real training step, in TensorBoard."""
+
+import os
+import tempfile
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_gradattn.callbacks.gradient_layout import GradientLayout
+from keras_gradattn.callbacks.optimizer_hook import REDUCTIONS
+from keras_gradattn.callbacks.optimizer_hook import GradientNormRecorder
+from keras_gradattn.callbacks.optimizer_hook import innermost_optimizer
+from keras_gradattn.callbacks.optimizer_hook import remove_stale_recorder
+from keras_gradattn.callbacks.summary_writer import create_summary_writer
+from keras_gradattn.utils import atomic_write_json
+from keras_gradattn.utils import register_serializable
+
+LAYOUT_FILE_NAME = "gradient_norm_layout.json"
+
+
+@register_serializable
+class GradientNormLogger(keras.callbacks.Callback):
+    """Logs per-layer gradient norms of the gradients the optimizer applies.
+
+    The norms come from the training step itself (the optimizer is hooked, see
+    `keras_gradattn.callbacks.optimizer_hook`): no extra forward or backward
+    pass. They are measured after loss-scale unscaling and before clipping.
+    Works with plain `model.fit` on TensorFlow, JAX and PyTorch, and with a
+    user `train_step` that calls `optimizer.apply` or `apply_gradients`.
+
+    TensorBoard tags (in `log_dir`, open with `tensorboard --logdir log_dir`):
+    - `grad_norm/<layer path>`: L2 norm over the layer's trainable variables
+      (a variable `stage2/block1/conv1/kernel` counts for `stage2/block1/conv1`);
+    - `grad_norm_stage/<first path component>` and `grad_norm_global`;
+    - `learning_rate`, and `weight_norm/<layer path>`, `weight_norm_global`;
+    - `grad_hist/<variable path>` (with `histograms=True`): the values of the
+      last applied gradient of each variable;
+    - `depth_attention/layer_<i>/token_<j>` once per epoch, for models with a
+      `depth_attention(images)` method: the attention each depth token
+      receives in encoder layer i (mean over examples and query positions).
+    The step of every value is the number of training batches seen by the
+    optimizer. `log_dir/gradient_norm_layout.json` lists layers and stages in
+    model order, for the analysis script.
+
+    Args:
+        log_dir: directory for the event files.
+        update_freq: log every this many training steps, or `"epoch"`.
+        histograms: also log histograms of each variable's last applied
+            gradient. Keeps a float32 copy of all gradients in the optimizer
+            while training (memory of one more copy of the weights).
+        weight_norms: also log per-layer weight norms at each log step.
+        reduction: how the steps between two log steps are summarized:
+            `"mean"` of the per-step norms (default; no spike is lost in the
+            average's weight), `"max"`, or the `"last"` step's norms.
+        attention_batch: images (array), an `(images, labels)` tuple, or a
+            dataset / iterable whose first batch is used, for the per-epoch
+            depth attention (e.g. your validation data).
+        attention_examples: at most this many images of `attention_batch`.
+    """
+
+    def __init__(
+        self,
+        log_dir,
+        update_freq=100,
+        histograms=False,
+        weight_norms=True,
+        reduction="mean",
+        attention_batch=None,
+        attention_examples=32,
+    ):
+        super().__init__()
+        if isinstance(update_freq, bool) or not (
+            update_freq == "epoch" or (isinstance(update_freq, int) and update_freq > 0)
+        ):
+            raise ValueError(
+                f"update_freq must be a positive number of steps or 'epoch'; received {update_freq!r}"
+            )
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}; received {reduction!r}")
+        if isinstance(attention_examples, bool) or not (
+            isinstance(attention_examples, int) and attention_examples > 0
+        ):
+            raise ValueError(
+                f"attention_examples must be a positive integer; received {attention_examples!r}"
+            )
+        self.log_dir = os.fspath(log_dir)
+        self.update_freq = update_freq
+        self.histograms = histograms
+        self.weight_norms = weight_norms
+        self.reduction = reduction
+        self.attention_batch = attention_batch
+        self.attention_examples = attention_examples
+        # One entry per log step: what was written, for programmatic use.
+        self.records = []
+        self.layout = None
+        self._recorder = None
+        self._writer = None
+        self._attention_images = None
+        self._warned_no_attention_batch = False
+
+    # Keras callback hooks ---------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is None:
+            raise ValueError(
+                f"GradientNormLogger needs a compiled model with an optimizer; received model {model.name!r} with none"
+            )
+        variables = list(model.trainable_variables)
+        if not variables:
+            raise ValueError(
+                f"GradientNormLogger needs a model with trainable weights; received model {model.name!r} with 0 trainable variables"
+            )
+        self._check_log_dir()
+        remove_stale_recorder(optimizer)
+        if not optimizer.built:
+            optimizer.build(variables)
+
+        self.layout = GradientLayout.from_model(model)
+        self._variables = variables
+        self._full_assignment = self.layout.assignment()
+        self._recorder = GradientNormRecorder(
+            optimizer,
+            variables,
+            self.layout,
+            reduction=self.reduction,
+            keep_gradients=self.histograms,
+        )
+        self._recorder.install()
+        # fit() made (and may have traced, in an earlier fit) the train
+        # function before callbacks ran: make it again so the hook is in it.
+        model.make_train_function(force=True)
+
+        atomic_write_json(
+            os.path.join(self.log_dir, LAYOUT_FILE_NAME),
+            dict(self.layout.to_dict(), reduction=self.reduction, update_freq=self.update_freq),
+        )
+        iterations = innermost_optimizer(optimizer)._iterations
+        self._step_offset = int(np.asarray(iterations.numpy()))
+        self._steps_done = 0
+        self._epoch_first_step = 0
+        self._last_begun_batch = None
+        self._last_logged = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_first_step = self._steps_done
+        self._last_begun_batch = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Reading happens at the start of the next batch, not at batch end:
+        # overriding on_train_batch_end would switch off Keras' asynchronous
+        # callback dispatch and force a device sync on every step.
+        self._last_begun_batch = batch
+        done = self._epoch_first_step + batch
+        if self.update_freq != "epoch" and done - self._last_logged >= self.update_freq:
+            self._log_window(self._step_offset + done)
+            self._last_logged = done
+
+    def on_epoch_end(self, epoch, logs=None):
+        steps_in_epoch = self.params.get("steps") if self.params else None
+        if not steps_in_epoch:
+            # Unknown epoch length: the last batch begun plus one execution.
+            steps_per_execution = getattr(self.model, "steps_per_execution", 1) or 1
+            steps_in_epoch = (self._last_begun_batch or 0) + steps_per_execution
+        self._steps_done = self._epoch_first_step + steps_in_epoch
+        step = self._step_offset + self._steps_done
+        if self.update_freq == "epoch":
+            self._log_window(step)
+            self._last_logged = self._steps_done
+        self._log_depth_attention(step)
+        if self._writer is not None:
+            self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        try:
+            if self._recorder is not None and self._recorder.installed:
+                # The steps since the last log step, so that none is lost.
+                self._log_window(self._step_offset + self._steps_done)
+        finally:
+            self.detach()
+
+    # Public helpers -----------------------------------------------------------
+
+    def detach(self):
+        """Removes the optimizer hook and its variables and closes the writer.
+
+        Called by `on_train_end`. Call it yourself after a `fit` that stopped
+        with an exception, before saving the model (Keras skips
+        `on_train_end` then; the next GradientNormLogger also cleans up).
+        """
+        if self._recorder is not None and self._recorder.installed:
+            self._recorder.uninstall()
+            model = self._model
+            if model is not None:
+                # The cached train function contains the hook.
+                model.train_function = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def get_config(self):
+        # attention_batch is data, not configuration.
+        return {
+            "log_dir": self.log_dir,
+            "update_freq": self.update_freq,
+            "histograms": self.histograms,
+            "weight_norms": self.weight_norms,
+            "reduction": self.reduction,
+            "attention_examples": self.attention_examples,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # Internals ----------------------------------------------------------------
+
+    def _check_log_dir(self):
+        try:
+            os.makedirs(self.log_dir, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.log_dir):
+                pass
+        except OSError as error:
+            raise ValueError(
+                f"log_dir must be a writable directory; received {self.log_dir!r} ({error.strerror or error})"
+            ) from None
+
+    def _get_writer(self):
+        if self._writer is None:
+            self._writer = create_summary_writer(self.log_dir)
+        return self._writer
+
+    def _log_window(self, step):
+        model = self.model  # Under JAX this attaches the latest state to the variables.
+        result = self._recorder.read()
+        if result is None:
+            return
+        values, steps_in_window = result
+        per_layer, per_stage, global_norm = self.layout.split(values)
+        writer = self._get_writer()
+        for layer, value in per_layer.items():
+            writer.scalar(f"grad_norm/{layer}", value, step)
+        for stage, value in per_stage.items():
+            writer.scalar(f"grad_norm_stage/{stage}", value, step)
+        writer.scalar("grad_norm_global", global_norm, step)
+        learning_rate = float(np.asarray(ops.convert_to_numpy(model.optimizer.learning_rate)))
+        writer.scalar("learning_rate", learning_rate, step)
+        record = {
+            "step": step,
+            "steps_in_window": steps_in_window,
+            "grad_norm": per_layer,
+            "grad_norm_stage": per_stage,
+            "grad_norm_global": global_norm,
+            "learning_rate": learning_rate,
+        }
+        if self.weight_norms:
+            weight_layers, _, weight_global = self.layout.split(self._weight_norms())
+            for layer, value in weight_layers.items():
+                writer.scalar(f"weight_norm/{layer}", value, step)
+            writer.scalar("weight_norm_global", weight_global, step)
+            record["weight_norm"] = weight_layers
+            record["weight_norm_global"] = weight_global
+        if self.histograms:
+            for variable, gradient in zip(self._variables, self._recorder.read_last_gradients()):
+                writer.histogram(f"grad_hist/{variable.path}", gradient, step)
+        self.records.append(record)
+
+    def _weight_norms(self):
+        squared = ops.stack(
+            [ops.sum(ops.square(ops.cast(variable, "float32"))) for variable in self._variables]
+        )
+        squared = np.asarray(ops.convert_to_numpy(squared), dtype="float64")
+        return np.sqrt(squared @ self._full_assignment)
+
+    def _log_depth_attention(self, step):
+        depth_attention = getattr(self.model, "depth_attention", None)
+        if not callable(depth_attention):
+            return
+        images = self._get_attention_images()
+        if images is None:
+            if not self._warned_no_attention_batch:
+                self._warned_no_attention_batch = True
+                warnings.warn(
+                    "GradientNormLogger: the model has depth_attention() but no attention_batch "
+                    "was given; pass attention_batch=<validation images or dataset> to log it.",
+                    stacklevel=2,
+                )
+            return
+        attention = np.asarray(ops.convert_to_numpy(depth_attention(images)), dtype="float64")
+        if attention.ndim != 4 or attention.shape[2] != attention.shape[3]:
+            raise ValueError(
+                "depth_attention(images) must return (batch, encoder_layers, tokens, tokens); "
+                f"received shape {attention.shape}"
+            )
+        # Attention each key token receives: mean over examples and queries.
+        received = attention.mean(axis=(0, 2))
+        writer = self._get_writer()
+        for layer_index, row in enumerate(received):
+            for token_index, value in enumerate(row):
+                writer.scalar(f"depth_attention/layer_{layer_index}/token_{token_index}", value, step)
+        self.records.append({"step": step, "depth_attention": received.tolist()})
+
+    def _get_attention_images(self):
+        if self._attention_images is None and self.attention_batch is not None:
+            batch = self.attention_batch
+            if not _is_array(batch) and not isinstance(batch, (tuple, list, dict)):
+                batch = next(iter(batch))
+            if isinstance(batch, (tuple, list)):
+                batch = batch[0]
+            self._attention_images = np.asarray(batch)[: self.attention_examples]
+        return self._attention_images
+
+
+def _is_array(value):
+    return hasattr(value, "shape") and hasattr(value, "dtype")
