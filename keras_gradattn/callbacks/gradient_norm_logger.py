@@ -8,11 +8,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_gradattn.callbacks.gradient_layout import GradientLayout
 from keras_gradattn.callbacks.optimizer_hook import REDUCTIONS
 from keras_gradattn.callbacks.optimizer_hook import GradientNormRecorder
 from keras_gradattn.callbacks.optimizer_hook import innermost_optimizer
-from keras_gradattn.callbacks.optimizer_hook import remove_stale_recorder
+from keras_gradattn.callbacks.optimizer_hook import installed_recorder
 from keras_gradattn.callbacks.summary_writer import create_summary_writer
 from keras_gradattn.utils import atomic_write_json
 from keras_gradattn.utils import register_serializable
@@ -94,7 +93,6 @@ class GradientNormLogger(keras.callbacks.Callback):
         self.attention_examples = attention_examples
         # One entry per log step: what was written, for programmatic use.
         self.records = []
-        self.layout = None
         self._recorder = None
         self._writer = None
         self._attention_images = None
@@ -109,35 +107,25 @@ class GradientNormLogger(keras.callbacks.Callback):
             raise ValueError(
                 f"GradientNormLogger needs a compiled model with an optimizer; received model {model.name!r} with none"
             )
-        variables = list(model.trainable_variables)
-        if not variables:
-            raise ValueError(
-                f"GradientNormLogger needs a model with trainable weights; received model {model.name!r} with 0 trainable variables"
-            )
+        unbuilt_tensorflow_model = keras.backend.backend() == "tensorflow" and not model.built
+        if not model.trainable_variables and not unbuilt_tensorflow_model:
+            raise self._no_trainable_weights_error(model)
         self._check_log_dir()
-        remove_stale_recorder(optimizer)
-        if not optimizer.built:
-            optimizer.build(variables)
+        self._remove_stale_hook(model, optimizer)
+        if model.trainable_variables and not optimizer.built:
+            optimizer.build(model.trainable_variables)
 
-        self.layout = GradientLayout.from_model(model)
-        self._variables = variables
-        self._full_assignment = self.layout.assignment()
         self._recorder = GradientNormRecorder(
-            optimizer,
-            variables,
-            self.layout,
-            reduction=self.reduction,
-            keep_gradients=self.histograms,
+            optimizer, model, reduction=self.reduction, keep_gradients=self.histograms
         )
         self._recorder.install()
+        # fit() gives each run a new History: it tells this run's hook from
+        # one an interrupted run left behind.
+        self._recorder.fit_token = getattr(model, "history", None)
         # fit() made (and may have traced, in an earlier fit) the train
         # function before callbacks ran: make it again so the hook is in it.
         model.make_train_function(force=True)
-
-        atomic_write_json(
-            os.path.join(self.log_dir, LAYOUT_FILE_NAME),
-            dict(self.layout.to_dict(), reduction=self.reduction, update_freq=self.update_freq),
-        )
+        self._layout_written = False
         iterations = innermost_optimizer(optimizer)._iterations
         self._step_offset = int(np.asarray(iterations.numpy()))
         self._steps_done = 0
@@ -228,6 +216,37 @@ class GradientNormLogger(keras.callbacks.Callback):
                 f"log_dir must be a writable directory; received {self.log_dir!r} ({error.strerror or error})"
             ) from None
 
+    @property
+    def layout(self):
+        """The `GradientLayout` (layers and stages) of the model being trained."""
+        return self._recorder.layout if self._recorder is not None else None
+
+    @staticmethod
+    def _no_trainable_weights_error(model):
+        return ValueError(
+            f"GradientNormLogger needs a model with trainable weights; received model {model.name!r} with 0 trainable variables"
+        )
+
+    def _write_layout(self):
+        atomic_write_json(
+            os.path.join(self.log_dir, LAYOUT_FILE_NAME),
+            dict(self.layout.to_dict(), reduction=self.reduction, update_freq=self.update_freq),
+        )
+        self._layout_written = True
+
+    def _remove_stale_hook(self, model, optimizer):
+        existing = installed_recorder(optimizer)
+        if existing is None:
+            return
+        fit_token = getattr(model, "history", None)
+        if fit_token is not None and getattr(existing, "fit_token", None) is fit_token:
+            raise ValueError(
+                "Use one GradientNormLogger per model and fit; received a second one "
+                f"(log_dir={self.log_dir!r}) beside the one already hooked into the optimizer"
+            )
+        # Left behind by a fit that stopped with an exception (no on_train_end).
+        existing.uninstall()
+
     def _get_writer(self):
         if self._writer is None:
             self._writer = create_summary_writer(self.log_dir)
@@ -237,7 +256,11 @@ class GradientNormLogger(keras.callbacks.Callback):
         model = self.model  # Under JAX this attaches the latest state to the variables.
         result = self._recorder.read()
         if result is None:
+            if not self._recorder.ready and not model.trainable_variables:
+                raise self._no_trainable_weights_error(model)
             return
+        if not self._layout_written:
+            self._write_layout()
         values, steps_in_window = result
         per_layer, per_stage, global_norm = self.layout.split(values)
         writer = self._get_writer()
@@ -264,16 +287,15 @@ class GradientNormLogger(keras.callbacks.Callback):
             record["weight_norm"] = weight_layers
             record["weight_norm_global"] = weight_global
         if self.histograms:
-            for variable, gradient in zip(self._variables, self._recorder.read_last_gradients()):
+            for variable, gradient in zip(self._recorder.variables, self._recorder.read_last_gradients()):
                 writer.histogram(f"grad_hist/{variable.path}", gradient, step)
         self.records.append(record)
 
     def _weight_norms(self):
-        squared = ops.stack(
-            [ops.sum(ops.square(ops.cast(variable, "float32"))) for variable in self._variables]
-        )
+        variables = self._recorder.variables
+        squared = ops.stack([ops.sum(ops.square(ops.cast(variable, "float32"))) for variable in variables])
         squared = np.asarray(ops.convert_to_numpy(squared), dtype="float64")
-        return np.sqrt(squared @ self._full_assignment)
+        return np.sqrt(squared @ self.layout.assignment())
 
     def _log_depth_attention(self, step):
         depth_attention = getattr(self.model, "depth_attention", None)
@@ -306,7 +328,9 @@ class GradientNormLogger(keras.callbacks.Callback):
     def _get_attention_images(self):
         if self._attention_images is None and self.attention_batch is not None:
             batch = self.attention_batch
-            if not _is_array(batch) and not isinstance(batch, (tuple, list, dict)):
+            # A tuple is (images, labels[, weights]); an array is images;
+            # anything else (dataset, generator, list of batches) yields batches.
+            if not _is_array(batch) and not isinstance(batch, (tuple, dict)):
                 batch = next(iter(batch))
             if isinstance(batch, (tuple, list)):
                 batch = batch[0]

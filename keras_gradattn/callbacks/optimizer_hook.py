@@ -39,6 +39,8 @@ import warnings
 import numpy as np
 from keras import ops
 
+from keras_gradattn.callbacks.gradient_layout import GradientLayout
+
 REDUCTIONS = ("mean", "last", "max")
 
 # Attribute set on a hooked optimizer: lets a later recorder find and undo a
@@ -61,11 +63,9 @@ def _optimizer_chain(optimizer):
     return chain
 
 
-def remove_stale_recorder(optimizer):
-    """Undoes a hook that an interrupted training run left on `optimizer`."""
-    recorder = getattr(innermost_optimizer(optimizer), _RECORDER_ATTRIBUTE, None)
-    if recorder is not None:
-        recorder.uninstall()
+def installed_recorder(optimizer):
+    """The recorder hooked into `optimizer`, or None."""
+    return innermost_optimizer(optimizer).__dict__.get(_RECORDER_ATTRIBUTE)
 
 
 class GradientNormRecorder:
@@ -73,40 +73,69 @@ class GradientNormRecorder:
 
     Args:
         optimizer: the model's optimizer (possibly a `LossScaleOptimizer`).
-        variables: the trainable variables, in the order of `layout`.
-        layout: a `GradientLayout` giving each variable's layer and stage.
+        model: the model; its trainable variables are grouped by layer and
+            stage with `GradientLayout.from_model`.
         reduction: how steps between two reads are combined: `"mean"` of the
             per-step norms, `"max"`, or the `"last"` step's norms.
         keep_gradients: also keep a copy of the last applied gradient of every
             variable (for histograms; costs one extra copy of the weights).
     """
 
-    def __init__(self, optimizer, variables, layout, reduction="mean", keep_gradients=False):
+    def __init__(self, optimizer, model, reduction="mean", keep_gradients=False):
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}; received {reduction!r}")
         self.optimizer = optimizer
         self.target = innermost_optimizer(optimizer)
-        self.variables = list(variables)
-        self.layout = layout
+        self.model = model
         self.reduction = reduction
         self.keep_gradients = keep_gradients
-        self._row_of_variable = {id(variable): row for row, variable in enumerate(self.variables)}
-        self._assignments = {}
-        self._warned_unknown = False
+        self.variables = None
+        self.layout = None
         self.window = None
         self.last_gradients = []
+        self._row_of_variable = {}
+        self._assignments = {}
+        self._warned_unknown = False
         self._patched = []
         self.installed = False
+
+    @property
+    def ready(self):
+        """Whether the layout and the recorder's variables exist yet."""
+        return self.window is not None
 
     # Installation ---------------------------------------------------------
 
     def install(self):
         if self.installed:
             return
-        remove_stale_recorder(self.optimizer)
-        num_groups = self.layout.num_groups
+        if installed_recorder(self.optimizer) is not None:
+            raise ValueError("The optimizer already has a gradient-norm recorder; uninstall it first")
+        if self.model.trainable_variables:
+            self._create_state()
+        # Otherwise the model is not built yet (TensorFlow builds it while
+        # tracing the first train step): the state is created on the first
+        # apply() call, inside that trace, as the optimizer creates its own.
+        self._patch(self.target, "apply", self._make_hooked_apply(self.target.apply))
+        # `.keras` files written while the hook is installed (ModelCheckpoint)
+        # must not contain the recorder's variables, and checkpoints loaded
+        # meanwhile (BackupAndRestore) do not contain them either.
+        for optimizer in _optimizer_chain(self.optimizer):
+            self._patch(
+                optimizer, "save_own_variables", self._hiding_own_variables(optimizer.save_own_variables)
+            )
+            self._patch(
+                optimizer, "load_own_variables", self._hiding_own_variables(optimizer.load_own_variables)
+            )
+        self.target.__dict__[_RECORDER_ATTRIBUTE] = self
+        self.installed = True
+
+    def _create_state(self):
+        self.variables = list(self.model.trainable_variables)
+        self.layout = GradientLayout.from_model(self.model)
+        self._row_of_variable = {id(variable): row for row, variable in enumerate(self.variables)}
         self.window = self.target.add_variable(
-            shape=(num_groups + 2,),
+            shape=(self.layout.num_groups + 2,),
             initializer="zeros",
             dtype="float32",
             name="gradient_norm_window",
@@ -121,19 +150,6 @@ class GradientNormRecorder:
                 )
                 for variable in self.variables
             ]
-        self._patch(self.target, "apply", self._make_hooked_apply(self.target.apply))
-        # `.keras` files written while the hook is installed (ModelCheckpoint)
-        # must not contain the recorder's variables, and checkpoints loaded
-        # meanwhile (BackupAndRestore) do not contain them either.
-        for optimizer in _optimizer_chain(self.optimizer):
-            self._patch(
-                optimizer, "save_own_variables", self._hiding_own_variables(optimizer.save_own_variables)
-            )
-            self._patch(
-                optimizer, "load_own_variables", self._hiding_own_variables(optimizer.load_own_variables)
-            )
-        setattr(self.target, _RECORDER_ATTRIBUTE, self)
-        self.installed = True
 
     def uninstall(self):
         """Restores the optimizer exactly: methods and variable list."""
@@ -149,6 +165,8 @@ class GradientNormRecorder:
             self.target._untrack_variable(variable)
         if self.target.__dict__.get(_RECORDER_ATTRIBUTE) is self:
             del self.target.__dict__[_RECORDER_ATTRIBUTE]
+        self.window = None
+        self.last_gradients = []
         self.installed = False
 
     def _patch(self, obj, name, replacement):
@@ -188,7 +206,9 @@ class GradientNormRecorder:
                 variables = trainable_variables
             else:
                 variables = list(self.target._trainable_variables)
-            if grads and len(grads) == len(variables):
+            if not self.ready and self.model.trainable_variables:
+                self._create_state()
+            if self.ready and grads and len(grads) == len(variables):
                 self._record(grads, variables)
             return original_apply(grads, trainable_variables)
 
@@ -275,6 +295,8 @@ class GradientNormRecorder:
         `group_values` holds one value per group of the layout (layers,
         stages, global): the mean, max or last per-step norm.
         """
+        if not self.ready:
+            return None
         vector = np.array(self.window.numpy(), dtype="float64")
         num_groups = self.layout.num_groups
         steps, reset = vector[num_groups], vector[num_groups + 1]
