@@ -94,9 +94,10 @@ def test_mixed_float16_norms_are_unscaled(tmp_path, mixed_precision):
     x, y = make_data()
     expected = group_norms(GradientLayout.from_model(model), reference_gradients(model, x, y))
     logger = fit_one_step(model, x, y, tmp_path)
-    # float16 arithmetic: scaled and unscaled gradients round differently;
-    # an unscaled-by-mistake value would be 2**15 times larger.
-    assert_norms_close(logger.records[0], expected, rtol=2e-2)
+    # float16 arithmetic: scaled and unscaled gradients round a little
+    # differently (measured up to 1e-4 relative under JAX); a value left
+    # scaled by mistake would be 2**15 times larger.
+    assert_norms_close(logger.records[0], expected, rtol=1e-3)
     # The hook lives on the inner optimizer and is gone after training.
     assert not [v.path for v in model.optimizer.variables if "gradient_norm" in v.path]
 
@@ -108,7 +109,8 @@ def test_mixed_bfloat16(tmp_path, mixed_precision):
     x, y = make_data()
     expected = group_norms(GradientLayout.from_model(model), reference_gradients(model, x, y))
     logger = fit_one_step(model, x, y, tmp_path)
-    assert_norms_close(logger.records[0], expected, rtol=5e-2)
+    # Same bfloat16 computation on both sides (measured within 1e-7).
+    assert_norms_close(logger.records[0], expected, rtol=1e-4)
 
 
 def test_gradient_accumulation_logs_the_applied_mean(tmp_path):
