@@ -13,7 +13,6 @@ without, minus one. Epoch wall times include everything the callback does
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics

@@ -140,3 +140,27 @@ def assert_norms_close(record, expected, rtol=1e-5):
     for stage, value in per_stage.items():
         np.testing.assert_allclose(record["grad_norm_stage"][stage], value, rtol=rtol, err_msg=stage)
     np.testing.assert_allclose(record["grad_norm_global"], global_norm, rtol=rtol)
+
+
+class DepthAttentionModel(keras.Model):
+    """Tokens from a Dense projection; depth_attention() returns softmax(QK^T)
+    per 'encoder layer' with the shape GradAttn models return."""
+
+    num_tokens = 4
+    num_layers = 2
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.tokens = layers.Dense(self.num_tokens * 8, name="tokens")
+        self.head = layers.Dense(NUM_CLASSES, name="head")
+
+    def call(self, inputs, training=None):
+        return self.head(self.tokens(inputs))
+
+    def depth_attention(self, images):
+        tokens = ops.reshape(self.tokens(images), (-1, self.num_tokens, 8))
+        maps = []
+        for layer in range(self.num_layers):
+            scores = ops.einsum("bqd,bkd->bqk", tokens, tokens) / (layer + 1.0)
+            maps.append(ops.softmax(scores, axis=-1))
+        return ops.stack(maps, axis=1)

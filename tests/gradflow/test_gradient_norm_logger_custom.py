@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from gradflow_testing import NUM_CLASSES
 from gradflow_testing import DenseBlock
+from gradflow_testing import DepthAttentionModel
 from gradflow_testing import assert_norms_close
 from gradflow_testing import build_functional_model
 from gradflow_testing import group_norms
@@ -119,30 +120,6 @@ def test_model_built_during_fit(tmp_path):
     assert_norms_close(logger.records[0], expected)
     assert (tmp_path / "gradient_norm_layout.json").exists()
     assert not [v.path for v in model.optimizer.variables if "gradient_norm" in v.path]
-
-
-class DepthAttentionModel(keras.Model):
-    """Tokens from a Dense projection; depth_attention() returns softmax(QK^T)
-    per 'encoder layer' with the shape GradAttn models return."""
-
-    num_tokens = 4
-    num_layers = 2
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.tokens = layers.Dense(self.num_tokens * 8, name="tokens")
-        self.head = layers.Dense(NUM_CLASSES, name="head")
-
-    def call(self, inputs, training=None):
-        return self.head(self.tokens(inputs))
-
-    def depth_attention(self, images):
-        tokens = ops.reshape(self.tokens(images), (-1, self.num_tokens, 8))
-        maps = []
-        for layer in range(self.num_layers):
-            scores = ops.einsum("bqd,bkd->bqk", tokens, tokens) / (layer + 1.0)
-            maps.append(ops.softmax(scores, axis=-1))
-        return ops.stack(maps, axis=1)
 
 
 def expected_received_attention(model, images):
