@@ -92,9 +92,9 @@ class GradientNormRecorder:
         self.variables = None
         self.layout = None
         self.window = None
+        self.assignment = None
         self.last_gradients = []
         self._row_of_variable = {}
-        self._assignments = {}
         self._warned_unknown = False
         self._patched = []
         self.installed = False
@@ -140,6 +140,16 @@ class GradientNormRecorder:
             dtype="float32",
             name="gradient_norm_window",
         )
+        # The variable -> group matrix lives on the device with the other
+        # state: a constant converted in every step would be a host-to-device
+        # copy per step under PyTorch (and a sync point on a GPU).
+        matrix = self.layout.assignment()
+        self.assignment = self.target.add_variable(
+            shape=matrix.shape,
+            initializer=lambda shape, dtype=None: ops.convert_to_tensor(matrix, dtype=dtype),
+            dtype="float32",
+            name="gradient_norm_groups",
+        )
         if self.keep_gradients:
             self.last_gradients = [
                 self.target.add_variable(
@@ -166,6 +176,7 @@ class GradientNormRecorder:
         if self.target.__dict__.get(_RECORDER_ATTRIBUTE) is self:
             del self.target.__dict__[_RECORDER_ATTRIBUTE]
         self.window = None
+        self.assignment = None
         self.last_gradients = []
         self.installed = False
 
@@ -178,7 +189,7 @@ class GradientNormRecorder:
         obj.__dict__[name] = replacement
 
     def _own_variables(self):
-        own = [self.window] if self.window is not None else []
+        own = [self.window, self.assignment] if self.window is not None else []
         return own + list(self.last_gradients)
 
     def _hiding_own_variables(self, method):
@@ -243,7 +254,11 @@ class GradientNormRecorder:
             is_update_step = ops.equal((target._iterations + 1) % accumulation_steps, 0)
 
         squared_norms = ops.stack([ops.sum(ops.square(gradient)) for gradient in applied])
-        assignment = ops.convert_to_tensor(self._assignment(tuple(rows)))
+        assignment = ops.convert_to_tensor(self.assignment)
+        if rows != list(range(len(self.variables))):
+            # A train step that applies a subset or another order of the
+            # variables (rare): pick the matching rows.
+            assignment = ops.take(assignment, rows, axis=0)
         group_norms = ops.sqrt(ops.matmul(ops.expand_dims(squared_norms, 0), assignment)[0])
 
         num_groups = self.layout.num_groups
@@ -268,13 +283,6 @@ class GradientNormRecorder:
                 if is_update_step is not None:
                     gradient = ops.where(is_update_step, gradient, copy)
                 copy.assign(gradient)
-
-    def _assignment(self, rows):
-        # Cached as NumPy: a tensor made inside one tf.function trace must not
-        # leak into another.
-        if rows not in self._assignments:
-            self._assignments[rows] = self.layout.assignment(rows)
-        return self._assignments[rows]
 
     def _warn_unknown(self, variable):
         if not self._warned_unknown:
