@@ -12,6 +12,7 @@ from keras_gradattn.callbacks.optimizer_hook import REDUCTIONS
 from keras_gradattn.callbacks.optimizer_hook import GradientNormRecorder
 from keras_gradattn.callbacks.optimizer_hook import innermost_optimizer
 from keras_gradattn.callbacks.optimizer_hook import installed_recorder
+from keras_gradattn.callbacks.optimizer_hook import squared_norm
 from keras_gradattn.callbacks.summary_writer import create_summary_writer
 from keras_gradattn.utils import atomic_write_json
 from keras_gradattn.utils import register_serializable
@@ -39,9 +40,10 @@ class GradientNormLogger(keras.callbacks.Callback):
     - `depth_attention/layer_<i>/token_<j>` once per epoch, for models with a
       `depth_attention(images)` method: the attention each depth token
       receives in encoder layer i (mean over examples and query positions).
-    The step of every value is the number of training batches seen by the
-    optimizer. `log_dir/gradient_norm_layout.json` lists layers and stages in
-    model order, for the analysis script.
+    The step of every value is the optimizer's iteration count when `fit`
+    began plus the training batches of this `fit`.
+    `log_dir/gradient_norm_layout.json` lists layers and stages in model
+    order, for the analysis script.
 
     Args:
         log_dir: directory for the event files.
@@ -51,8 +53,8 @@ class GradientNormLogger(keras.callbacks.Callback):
             while training (memory of one more copy of the weights).
         weight_norms: also log per-layer weight norms at each log step.
         reduction: how the steps between two log steps are summarized:
-            `"mean"` of the per-step norms (default; no spike is lost in the
-            average's weight), `"max"`, or the `"last"` step's norms.
+            `"mean"` of the per-step norms (default: every step counts),
+            `"max"` (keeps spikes), or the `"last"` step's norms.
         attention_batch: images (array), an `(images, labels)` tuple, or a
             dataset / iterable whose first batch is used, for the per-epoch
             depth attention (e.g. your validation data).
@@ -107,8 +109,10 @@ class GradientNormLogger(keras.callbacks.Callback):
             raise ValueError(
                 f"GradientNormLogger needs a compiled model with an optimizer; received model {model.name!r} with none"
             )
-        unbuilt_tensorflow_model = keras.backend.backend() == "tensorflow" and not model.built
-        if not model.trainable_variables and not unbuilt_tensorflow_model:
+        # TensorFlow's fit builds an unbuilt model while tracing the first
+        # step (the hook then sets itself up inside that trace); the other
+        # backends build it before callbacks run.
+        if model.built and not model.trainable_variables:
             raise self._no_trainable_weights_error(model)
         self._check_log_dir()
         self._remove_stale_hook(model, optimizer)
@@ -119,15 +123,19 @@ class GradientNormLogger(keras.callbacks.Callback):
             optimizer, model, reduction=self.reduction, keep_gradients=self.histograms
         )
         self._recorder.install()
-        # fit() gives each run a new History: it tells this run's hook from
-        # one an interrupted run left behind.
-        self._recorder.fit_token = getattr(model, "history", None)
-        # fit() made (and may have traced, in an earlier fit) the train
-        # function before callbacks ran: make it again so the hook is in it.
-        model.make_train_function(force=True)
+        try:
+            # fit() gives each run a new History: it tells this run's hook
+            # from one an interrupted run left behind.
+            self._recorder.fit_token = getattr(model, "history", None)
+            # fit() made (and may have traced, in an earlier fit) the train
+            # function before callbacks ran: make it again with the hook in it.
+            model.make_train_function(force=True)
+            iterations = innermost_optimizer(optimizer)._iterations
+            self._step_offset = int(np.asarray(iterations.numpy()))
+        except BaseException:
+            self.detach()
+            raise
         self._layout_written = False
-        iterations = innermost_optimizer(optimizer)._iterations
-        self._step_offset = int(np.asarray(iterations.numpy()))
         self._steps_done = 0
         self._epoch_first_step = 0
         self._last_begun_batch = None
@@ -293,7 +301,7 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     def _weight_norms(self):
         variables = self._recorder.variables
-        squared = ops.stack([ops.sum(ops.square(ops.cast(variable, "float32"))) for variable in variables])
+        squared = ops.stack([squared_norm(ops.cast(variable, "float32")) for variable in variables])
         squared = np.asarray(ops.convert_to_numpy(squared), dtype="float64")
         return np.sqrt(squared @ self.layout.assignment())
 

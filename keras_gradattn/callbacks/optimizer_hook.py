@@ -253,7 +253,7 @@ class GradientNormRecorder:
         if accumulation_steps:
             is_update_step = ops.equal((target._iterations + 1) % accumulation_steps, 0)
 
-        squared_norms = ops.stack([ops.sum(ops.square(gradient)) for gradient in applied])
+        squared_norms = ops.stack([squared_norm(gradient) for gradient in applied])
         assignment = ops.convert_to_tensor(self.assignment)
         if rows != list(range(len(self.variables))):
             # A train step that applies a subset or another order of the
@@ -277,8 +277,8 @@ class GradientNormRecorder:
             updated = ops.where(is_update_step, updated, previous)
         self.window.assign(updated)
 
-        for row, gradient in zip(rows, applied):
-            if self.keep_gradients:
+        if self.keep_gradients:
+            for row, gradient in zip(rows, applied):
                 copy = self.last_gradients[row]
                 if is_update_step is not None:
                     gradient = ops.where(is_update_step, gradient, copy)
@@ -287,8 +287,9 @@ class GradientNormRecorder:
     def _warn_unknown(self, variable):
         if not self._warned_unknown:
             self._warned_unknown = True
+            name = getattr(variable, "path", None) or getattr(variable, "name", repr(variable))
             warnings.warn(
-                f"GradientNormLogger: the optimizer applies a gradient to {variable.path!r}, "
+                f"GradientNormLogger: the optimizer applies a gradient to {name!r}, "
                 "which is not a trainable variable of the model it was set up with; "
                 "such gradients are left out of the logged norms.",
                 stacklevel=3,
@@ -320,6 +321,14 @@ class GradientNormRecorder:
     def read_last_gradients(self):
         """The last applied gradient of every variable, as NumPy arrays."""
         return [np.asarray(copy.numpy()) for copy in self.last_gradients]
+
+
+def squared_norm(tensor):
+    # One dot product of the flattened tensor with itself: one kernel where
+    # square + sum are two (eager PyTorch launches every op on its own), and
+    # the reshape is a free view.
+    flat = ops.reshape(tensor, (-1,))
+    return ops.vdot(flat, flat)
 
 
 def _position_by_id(items, item):
