@@ -13,6 +13,7 @@ from keras_gradattn.callbacks.optimizer_hook import GradientNormRecorder
 from keras_gradattn.callbacks.optimizer_hook import innermost_optimizer
 from keras_gradattn.callbacks.optimizer_hook import installed_recorder
 from keras_gradattn.callbacks.optimizer_hook import squared_norm
+from keras_gradattn.callbacks.summary_writer import IMPLEMENTATIONS as WRITER_IMPLEMENTATIONS
 from keras_gradattn.callbacks.summary_writer import create_summary_writer
 from keras_gradattn.utils import atomic_write_json
 from keras_gradattn.utils import register_serializable
@@ -34,7 +35,8 @@ class GradientNormLogger(keras.callbacks.Callback):
     - `grad_norm/<layer path>`: L2 norm over the layer's trainable variables
       (a variable `stage2/block1/conv1/kernel` counts for `stage2/block1/conv1`);
     - `grad_norm_stage/<first path component>` and `grad_norm_global`;
-    - `learning_rate`, and `weight_norm/<layer path>`, `weight_norm_global`;
+    - `learning_rate` at every log step;
+    - `weight_norm/<layer path>`, `weight_norm_global` at every epoch end;
     - `grad_hist/<variable path>` (with `histograms=True`): the values of the
       last applied gradient of each variable;
     - `depth_attention/layer_<i>/token_<j>` once per epoch, for models with a
@@ -51,7 +53,9 @@ class GradientNormLogger(keras.callbacks.Callback):
         histograms: also log histograms of each variable's last applied
             gradient. Keeps a float32 copy of all gradients in the optimizer
             while training (memory of one more copy of the weights).
-        weight_norms: also log per-layer weight norms at each log step.
+        weight_norms: also log per-layer weight norms at each epoch end
+            (weights change slowly, and computing the norms is one small
+            eager op per variable: too dear to repeat at every step).
         reduction: how the steps between two log steps are summarized:
             `"mean"` of the per-step norms (default: every step counts),
             `"max"` (keeps spikes), or the `"last"` step's norms.
@@ -59,6 +63,8 @@ class GradientNormLogger(keras.callbacks.Callback):
             dataset / iterable whose first batch is used, for the per-epoch
             depth attention (e.g. your validation data).
         attention_examples: at most this many images of `attention_batch`.
+        writer: `"auto"` (default), `"python"` or `"tensorflow"`: how event
+            files are written, see `keras_gradattn.callbacks.summary_writer`.
     """
 
     def __init__(
@@ -70,6 +76,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         reduction="mean",
         attention_batch=None,
         attention_examples=32,
+        writer="auto",
     ):
         super().__init__()
         if isinstance(update_freq, bool) or not (
@@ -86,15 +93,20 @@ class GradientNormLogger(keras.callbacks.Callback):
             raise ValueError(
                 f"attention_examples must be a positive integer; received {attention_examples!r}"
             )
+        if writer not in WRITER_IMPLEMENTATIONS:
+            raise ValueError(f"writer must be one of {WRITER_IMPLEMENTATIONS}; received {writer!r}")
         self.log_dir = os.fspath(log_dir)
+        self.writer = writer
         self.update_freq = update_freq
         self.histograms = histograms
         self.weight_norms = weight_norms
         self.reduction = reduction
         self.attention_batch = attention_batch
         self.attention_examples = attention_examples
-        # One entry per log step: what was written, for programmatic use.
+        # What was written, for programmatic use: one entry per log step of
+        # gradient norms, and one per epoch (weight norms, depth attention).
         self.records = []
+        self.epoch_records = []
         self._recorder = None
         self._writer = None
         self._attention_images = None
@@ -166,7 +178,12 @@ class GradientNormLogger(keras.callbacks.Callback):
         if self.update_freq == "epoch":
             self._log_window(step)
             self._last_logged = self._steps_done
-        self._log_depth_attention(step)
+        epoch_record = {"epoch": epoch, "step": step}
+        if self.weight_norms:
+            self._log_weight_norms(step, epoch_record)
+        self._log_depth_attention(step, epoch_record)
+        if len(epoch_record) > 2:
+            self.epoch_records.append(epoch_record)
         if self._writer is not None:
             self._writer.flush()
 
@@ -206,6 +223,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             "weight_norms": self.weight_norms,
             "reduction": self.reduction,
             "attention_examples": self.attention_examples,
+            "writer": self.writer,
         }
 
     @classmethod
@@ -257,7 +275,7 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     def _get_writer(self):
         if self._writer is None:
-            self._writer = create_summary_writer(self.log_dir)
+            self._writer = create_summary_writer(self.log_dir, implementation=self.writer)
         return self._writer
 
     def _log_window(self, step):
@@ -287,17 +305,20 @@ class GradientNormLogger(keras.callbacks.Callback):
             "grad_norm_global": global_norm,
             "learning_rate": learning_rate,
         }
-        if self.weight_norms:
-            weight_layers, _, weight_global = self.layout.split(self._weight_norms())
-            for layer, value in weight_layers.items():
-                writer.scalar(f"weight_norm/{layer}", value, step)
-            writer.scalar("weight_norm_global", weight_global, step)
-            record["weight_norm"] = weight_layers
-            record["weight_norm_global"] = weight_global
         if self.histograms:
             for variable, gradient in zip(self._recorder.variables, self._recorder.read_last_gradients()):
                 writer.histogram(f"grad_hist/{variable.path}", gradient, step)
         self.records.append(record)
+
+    def _log_weight_norms(self, step, record):
+        if not self._recorder.ready:
+            return
+        weight_layers, _, weight_global = self.layout.split(self._weight_norms())
+        writer = self._get_writer()
+        for layer, value in weight_layers.items():
+            writer.scalar(f"weight_norm/{layer}", value, step)
+        writer.scalar("weight_norm_global", weight_global, step)
+        record.update(weight_norm=weight_layers, weight_norm_global=weight_global)
 
     def _weight_norms(self):
         variables = self._recorder.variables
@@ -305,7 +326,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         squared = np.asarray(ops.convert_to_numpy(squared), dtype="float64")
         return np.sqrt(squared @ self.layout.assignment())
 
-    def _log_depth_attention(self, step):
+    def _log_depth_attention(self, step, record):
         depth_attention = getattr(self.model, "depth_attention", None)
         if not callable(depth_attention):
             return
@@ -331,7 +352,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         for layer_index, row in enumerate(received):
             for token_index, value in enumerate(row):
                 writer.scalar(f"depth_attention/layer_{layer_index}/token_{token_index}", value, step)
-        self.records.append({"step": step, "depth_attention": received.tolist()})
+        record["depth_attention"] = received.tolist()
 
     def _get_attention_images(self):
         if self._attention_images is None and self.attention_batch is not None:

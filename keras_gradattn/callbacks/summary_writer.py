@@ -3,12 +3,16 @@
 `create_summary_writer(log_dir)` returns an object with `scalar`, `histogram`,
 `flush` and `close`. Two implementations write the same event files:
 
-- `TensorFlowSummaryWriter` uses `tf.summary`; chosen when Keras runs on
-  TensorFlow, which is then already imported and owns the devices.
-- `EventFileSummaryWriter` writes the event protocol buffers itself with
-  TensorBoard's pure-Python record writer; chosen for JAX and PyTorch. It never
-  imports TensorFlow: importing it beside JAX or PyTorch costs seconds, and
-  `tf.summary` ops would make TensorFlow claim most of the GPU's memory.
+- `EventFileSummaryWriter` ("python") writes the event protocol buffers itself
+  with TensorBoard's pure-Python record writer. It never imports TensorFlow
+  (beside JAX or PyTorch, `tf.summary` would cost seconds of import and make
+  TensorFlow claim most of the GPU's memory) and writes a scalar in about
+  10 microseconds, where an eager `tf.summary.scalar` took about 160 here: a
+  log step writes dozens of scalars.
+- `TensorFlowSummaryWriter` ("tensorflow") uses `tf.summary`.
+
+"auto" picks "python" when the `tensorboard` package is installed and
+"tensorflow" otherwise.
 """
 
 import os
@@ -43,10 +47,6 @@ def create_summary_writer(log_dir, implementation="auto"):
 
 
 def _auto_implementation():
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        return "tensorflow"
     try:
         import tensorboard.compat.proto.event_pb2  # noqa: F401
     except ImportError:

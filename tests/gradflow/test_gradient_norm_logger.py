@@ -245,11 +245,14 @@ def test_two_loggers_in_one_fit_are_refused(tmp_path):
     loggers[0].detach()
 
 
-def test_tensorboard_event_files_hold_the_expected_tags(tmp_path):
+@pytest.mark.parametrize("writer", ["auto", "tensorflow"])
+def test_tensorboard_event_files_hold_the_expected_tags(tmp_path, writer):
+    if writer == "tensorflow":
+        pytest.importorskip("tensorflow")
     model = build_functional_model()
     compile_model(model, keras.optimizers.Adam(1e-3))
     x, y = make_data()
-    logger = GradientNormLogger(tmp_path, update_freq=2, histograms=True)
+    logger = GradientNormLogger(tmp_path, update_freq=2, histograms=True, writer=writer)
     model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[logger])
 
     events = read_events(tmp_path)
@@ -259,12 +262,18 @@ def test_tensorboard_event_files_hold_the_expected_tags(tmp_path):
     assert "grad_norm_stage/stage2" in tags
     assert {"grad_norm_global", "learning_rate", "weight_norm_global"} <= tags
     assert "weight_norm/head" in tags
+    assert events.scalars["weight_norm_global"][0].tolist() == [4]  # once per epoch
     assert "grad_hist/stage1/block1/dense/kernel" in events.histograms
     steps, values = events.scalars["grad_norm/stage2/block1/dense"]
     assert steps.tolist() == [2, 4]
     np.testing.assert_allclose(values, [r["grad_norm"]["stage2/block1/dense"] for r in logger.records], rtol=1e-6)
     np.testing.assert_allclose(events.scalars["learning_rate"][1], 1e-3, rtol=1e-6)
     assert os.path.exists(tmp_path / "gradient_norm_layout.json")
+    # Weight norms at the epoch end: those of the final weights.
+    head = [np.asarray(keras.ops.convert_to_numpy(v)) for v in model.get_layer("head").weights]
+    expected_head = np.sqrt(sum(np.sum(np.square(w, dtype="float64")) for w in head))
+    np.testing.assert_allclose(events.scalars["weight_norm/head"][1][-1], expected_head, rtol=1e-5)
+    assert logger.epoch_records[-1]["weight_norm"]["head"] == pytest.approx(expected_head, rel=1e-5)
 
 
 def test_histograms_hold_the_last_applied_gradient(tmp_path):

@@ -160,7 +160,7 @@ def test_depth_attention_from_a_tf_dataset(tmp_path):
     logger = GradientNormLogger(tmp_path, update_freq="epoch", attention_batch=dataset)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[logger])
     expected = expected_received_attention(model, x[:5])
-    np.testing.assert_allclose(logger.records[-1]["depth_attention"], expected, rtol=1e-5)
+    np.testing.assert_allclose(logger.epoch_records[-1]["depth_attention"], expected, rtol=1e-5)
 
 
 def test_depth_attention_without_a_batch_warns_once(tmp_path):
