@@ -222,7 +222,7 @@ class GradientFlowProbe:
         non_trainable = [ops.convert_to_tensor(variable) for variable in self.model.non_trainable_variables]
         taps = _OutputTaps(self.targets)
         per_batch = {name: [] for name in STATISTIC_NAMES}
-        losses, call_keys = [], None
+        losses, call_keys, first_specs = [], None, None
         with taps:
             for index, batch in enumerate(batches):
                 if max_batches is not None and index >= max_batches:
@@ -248,7 +248,7 @@ class GradientFlowProbe:
                 losses.append(float(ops.convert_to_numpy(loss)))
                 keys, batch_stats = _statistics_per_call(specs, grads)
                 if call_keys is None:
-                    call_keys = keys
+                    call_keys, first_specs = keys, specs
                 elif keys != call_keys:
                     raise ValueError(
                         "GradientFlowProbe: the probed layers were called differently on two batches; received "
@@ -258,7 +258,7 @@ class GradientFlowProbe:
                     per_batch[name].append(batch_stats[name])
         if not losses:
             raise ValueError("GradientFlowProbe needs at least one batch; received an empty iterable")
-        return self._report(call_keys, per_batch, losses, specs)
+        return self._report(call_keys, per_batch, losses, first_specs)
 
     def _output_specs(self, taps, forward, x):
         # Output shapes depend on the input shapes only: one recording forward

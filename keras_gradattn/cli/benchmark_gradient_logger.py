@@ -131,9 +131,18 @@ class EpochTimer:
 
 
 def _time_log_steps(logger, seconds):
+    """Times each log step of `logger`, after the queued train steps finish.
+
+    Backends dispatch steps ahead of the device; the callback's first read
+    waits for them. That wait is not the callback's cost, so the timer starts
+    once the optimizer's iteration count (written by the last step) is read.
+    """
+    from keras import ops
+
     log_window = logger._log_window
 
     def timed(step):
+        ops.convert_to_numpy(logger.model.optimizer.iterations)
         start = time.perf_counter()
         log_window(step)
         seconds.append(time.perf_counter() - start)
@@ -217,6 +226,7 @@ def run(args):
             "platform": platform.platform(),
             "python": sys.version.split()[0],
             "cpus": os.cpu_count(),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
             "load_average_before": load_before,
             "load_average_after": load_after,
         },
@@ -225,9 +235,10 @@ def run(args):
         "step_ms_samples": {
             name: [[1000 * wall for wall, _ in per_round] for per_round in rounds] for name, rounds in samples.items()
         },
-        # Wall time of one log step (read the window, weight norms, learning
-        # rate, write the events): included in the step times above, shown
-        # apart because it is the part that grows with 1 / update_freq.
+        # Wall time of one log step (read the window and the learning rate,
+        # write the events), after the queued steps finished: included in
+        # the step times above, shown apart because it is the part that
+        # grows with 1 / update_freq.
         "log_step_ms": {name: 1000 * statistics.median(values) for name, values in log_seconds.items() if values},
         "overhead": {},
     }
