@@ -1,0 +1,27 @@
+"""Automatic differentiation with jax.value_and_grad."""
+
+import jax
+from jax.extend import core as jax_core
+
+
+def value_and_grad(fn, args):
+    args = list(args)
+    argnums = tuple(range(len(args)))
+    value, grads = jax.value_and_grad(fn, argnums=argnums)(*args)
+    # jax.grad returns zeros for an argument the value does not depend on;
+    # a dependency walk over the traced program tells the two cases apart.
+    connected = _arguments_reaching_output(fn, args)
+    grads = [grad if is_connected else None for grad, is_connected in zip(grads, connected)]
+    return value, grads
+
+
+def _arguments_reaching_output(fn, args):
+    closed_jaxpr = jax.make_jaxpr(fn)(*args)
+    jaxpr = closed_jaxpr.jaxpr
+    needed = {var for var in jaxpr.outvars if isinstance(var, jax_core.Var)}
+    for equation in reversed(jaxpr.eqns):
+        if any(out in needed for out in equation.outvars):
+            # Conservative for nested programs (cond, scan, pjit): every input
+            # of an equation that produces a needed value counts as needed.
+            needed.update(var for var in equation.invars if isinstance(var, jax_core.Var))
+    return [var in needed for var in jaxpr.invars]

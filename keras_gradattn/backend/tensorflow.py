@@ -1,0 +1,17 @@
+"""Automatic differentiation with TensorFlow's GradientTape."""
+
+import tensorflow as tf
+
+
+def value_and_grad(fn, args):
+    args = [tf.convert_to_tensor(arg) for arg in args]
+    # Only the arguments are watched: the model's variables are read but their
+    # gradients are not wanted, so the tape need not keep them.
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        for arg in args:
+            tape.watch(arg)
+        value = fn(*args)
+    # UnconnectedGradients.NONE (the default) gives None for arguments the
+    # value does not depend on, which is the contract callers rely on.
+    grads = tape.gradient(value, args)
+    return value, list(grads)

@@ -1,0 +1,3 @@
+"""Training-time instruments."""
+
+from keras_gradattn.callbacks.gradient_norm_logger import GradientNormLogger

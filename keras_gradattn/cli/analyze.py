@@ -1,0 +1,111 @@
+"""analyze_gradients: figures and a markdown report from runs' gradient logs.
+
+    python scripts/analyze_gradients.py runs/resnet18 runs/gradattn_rope --output analysis/
+
+For each RUN_DIR it reads the TensorBoard event files written by
+GradientNormLogger (anywhere below RUN_DIR, e.g. RUN_DIR/logs) and, when
+present, RUN_DIR/gradient_probe.json written by probe_gradient_flow, and
+writes PNG figures and gradient_report.md into the output folder.
+"""
+
+import argparse
+import os
+import re
+import sys
+
+EXIT_BAD_INPUT = 2
+REPORT_FILE_NAME = "gradient_report.md"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="analyze_gradients",
+        description="Plot gradient flow of training runs (GradientNormLogger logs, gradient probe) and write a report.",
+    )
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories to analyze")
+    parser.add_argument(
+        "--output", default="gradient_analysis", help="folder for figures and report (default: ./gradient_analysis)"
+    )
+    parser.add_argument(
+        "--names", nargs="+", metavar="NAME", help="display names of the runs, one per RUN_DIR (default: folder names)"
+    )
+    args = parser.parse_args(argv)
+    if args.names and len(args.names) != len(args.run_dirs):
+        parser.error(f"--names needs one name per RUN_DIR; received {len(args.names)} names for {len(args.run_dirs)} runs")
+    return args
+
+
+def _file_stem(name):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "run"
+
+
+def analyze(run_dirs, output, names=None):
+    """Loads the runs, writes figures and the report; returns the written paths."""
+    from keras_gradattn.analysis import figures
+    from keras_gradattn.analysis.report import markdown_report
+    from keras_gradattn.analysis.runs import RunDataError
+    from keras_gradattn.analysis.runs import load_run
+    from keras_gradattn.utils import atomic_write_text
+
+    names = names or [None] * len(run_dirs)
+    runs = [load_run(directory, name) for directory, name in zip(run_dirs, names)]
+    seen = set()
+    for run in runs:
+        if run.name in seen:
+            raise RunDataError(f"two runs are named {run.name!r}; pass distinct --names")
+        seen.add(run.name)
+    os.makedirs(output, exist_ok=True)
+    written, per_run = [], {}
+    for run in runs:
+        stem, entries = _file_stem(run.name), {}
+
+        def draw(title, suffix, function, *args):
+            path = os.path.join(output, f"{stem}_{suffix}.png")
+            function(*args, path)
+            written.append(path)
+            entries[title] = os.path.basename(path)
+
+        if run.has_training_logs:
+            draw("per-layer gradient norm over training", "grad_norm_heatmap", figures.training_heat_map, run)
+            draw("per-stage gradient norm over training", "grad_norm_stages", figures.stage_curves, run)
+        if run.depth_attention:
+            draw("depth attention over training", "depth_attention", figures.depth_attention_curves, run)
+        if run.probe is not None:
+            draw("gradient flow (probe, four panels)", "gradient_flow", figures.gradient_flow_panels, run.probe)
+        per_run[run.name] = entries
+    if len(runs) > 1:
+        logged = [run for run in runs if run.has_training_logs]
+        if len(logged) > 1:
+            for suffix, function in (("stages", figures.compare_stage_curves), ("heatmaps", figures.compare_heat_maps)):
+                path = os.path.join(output, f"compare_grad_norm_{suffix}.png")
+                function(logged, path)
+                written.append(path)
+        if sum(run.probe is not None for run in runs) > 1:
+            path = os.path.join(output, "compare_gradient_flow.png")
+            figures.compare_probe_profiles(runs, path)
+            written.append(path)
+    report_path = os.path.join(output, REPORT_FILE_NAME)
+    atomic_write_text(report_path, markdown_report(runs, per_run))
+    written.append(report_path)
+    return written
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # The package imports Keras, which may import TensorFlow: keep its C++
+    # info lines out of a command-line tool's output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from keras_gradattn.analysis.runs import RunDataError
+
+    try:
+        written = analyze(args.run_dirs, args.output, args.names)
+    except RunDataError as error:
+        print(f"analyze_gradients: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
