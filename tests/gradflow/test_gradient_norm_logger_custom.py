@@ -1,6 +1,5 @@
 """GradientNormLogger with a user train_step, depth attention, bad input."""
 
-import os
 
 import keras
 import numpy as np
@@ -220,12 +219,10 @@ def test_config_round_trip(tmp_path):
 
 
 @pytest.mark.slow
-def test_torch_compile(tmp_path, request):
+def test_torch_compile(tmp_path):
+    # torch.compile of the train step takes minutes on a CPU: --run-slow.
     if BACKEND != "torch":
         pytest.skip("torch.compile is the PyTorch backend's jit_compile")
-    # --run-slow once the suite registers it; the variable works meanwhile.
-    if not (request.config.getoption("--run-slow", default=False) or os.environ.get("KERAS_GRADATTN_RUN_SLOW") == "1"):
-        pytest.skip("torch.compile of the train step takes minutes on CPU; run with --run-slow")
     model = build_functional_model()
     model.compile(keras.optimizers.SGD(0.1), loss=loss_object(), jit_compile=True)
     x, y = make_data()
