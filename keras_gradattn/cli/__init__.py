@@ -1,0 +1,1 @@
+"""Command-line programs of keras_gradattn (see docs/training.md)."""
