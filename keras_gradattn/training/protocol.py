@@ -49,6 +49,7 @@ def describe_protocol():
         "mode": MONITOR_MODE,
         "reduce_lr_on_plateau": {"factor": LR_FACTOR, "patience": LR_PATIENCE, "min_lr": MIN_LR},
         "early_stopping": {"patience": EARLY_STOPPING_PATIENCE, "restores_best_weights": "always"},
+        "tensorboard_logs": tensorboard_available(),
     }
 
 
@@ -74,6 +75,15 @@ class RunFiles:
     confusion_matrix = property(lambda self: self.path("confusion_matrix.png"))
     logs = property(lambda self: self.path("logs"))
     backup = property(lambda self: self.path("backup"))
+
+
+def tensorboard_available():
+    """Keras' TensorBoard callback writes with `tf.summary`: TensorFlow only."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @dataclasses.dataclass
@@ -110,8 +120,9 @@ def build_callbacks(files, save_fn=None, verbose=0):
         {"reduce_lr_on_plateau": reduce_lr, "early_stopping": early_stopping},
     )  # fmt: skip
     divergence = callbacks_lib.DivergenceMonitor()
-    tensorboard = keras.callbacks.TensorBoard(log_dir=files.logs, write_graph=False)
-    instruments = [tensorboard]
+    instruments = []
+    if tensorboard_available():
+        instruments.append(keras.callbacks.TensorBoard(log_dir=files.logs, write_graph=False))
     # Training-time instruments go here, e.g. per-layer gradient norms:
     # `keras_gradattn.callbacks.GradientNormLogger(files.logs, update_freq=...)`
     # (another branch) will be appended to `instruments` behind a
