@@ -312,12 +312,15 @@ def _build_model(config, spec, distribution):
                 f"model {config.model!r} cannot be built for {spec.name} (input "
                 f"{tuple(spec.input_shape)}, {spec.num_classes} classes): {error}"
             ) from None
-        model.compile(
-            optimizer=protocol.build_optimizer(
-                config.learning_rate, config.weight_decay, config.decoupled_weight_decay
-            ),
-            jit_compile=JIT_COMPILE[config.jit_compile],
+        optimizer = protocol.build_optimizer(
+            config.learning_rate, config.weight_decay, config.decoupled_weight_decay
         )
+        if config.precision == "mixed_float16":
+            # float16 gradients underflow without loss scaling. Keras adds it
+            # only when the model's own policy is mixed_float16; the policy is
+            # set on the layers here, so add it explicitly.
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(optimizer=optimizer, jit_compile=JIT_COMPILE[config.jit_compile])
     return distribution.prepare_model(model)
 
 
@@ -385,7 +388,7 @@ def _write_config(config, files, prepared, command_line, rerun_command):
         "optimizer": keras.saving.serialize_keras_object(prepared.model.optimizer),
         "protocol": protocol.describe_protocol(),
         "distribution": prepared.distribution.describe(),
-        "dtype_policy": prepared.model.dtype_policy.name,
+        "dtype_policy": config.precision,
         "versions": _versions(),
         "git": _git_state(),
         "platform": platform.platform(),
