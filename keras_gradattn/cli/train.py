@@ -36,6 +36,14 @@ class _Parser(argparse.ArgumentParser):
         raise _BadInput(message)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    def _get_help_string(self, action):
+        # Show "(default: ...)" only where it says something the help does not.
+        if action.default in (None, False, []) or "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _key_value(text):
     key, separator, value = text.partition("=")
     if not separator or not key.strip():
@@ -60,7 +68,7 @@ def build_parser():
             "best weights restored) and write a run directory: config.json, history.csv, "
             "best.keras, metrics.json, confusion_matrix.png, logs/."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     add = parser.add_argument
     add("--dataset", default="digits",

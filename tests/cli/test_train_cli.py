@@ -285,3 +285,13 @@ def test_program_exit_status_and_stderr(tmp_path):
 
 def config_sizes(run_dir):
     return read_json(run_dir / "config.json")["dataset"]["sizes"]
+
+
+def test_every_flag_is_documented():
+    from keras_gradattn.cli.train import build_parser
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "docs", "training.md")) as file:
+        documentation = file.read()
+    flags = [option for action in build_parser()._actions for option in action.option_strings if option.startswith("--")]
+    missing = [flag for flag in flags if flag != "--help" and f"`{flag}" not in documentation]
+    assert not missing, f"flags missing from docs/training.md: {missing}"
