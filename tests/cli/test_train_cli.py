@@ -128,8 +128,8 @@ def test_resume_of_a_finished_run_does_nothing(finished_run, capsys):
 def test_killed_run_resumes_with_every_epoch_once(tmp_path, capsys):
     run_dir = tmp_path / "run"
     arguments = [
-        "--dataset", "synthetic", "--dataset-arg", "num_examples=800", "--dataset-arg", "image_size=20",
-        "--model", "resnet18", *TINY_MODEL_ARGS[:6], "--epochs", 6, "--batch-size", 32,
+        "--dataset", "synthetic", "--dataset-arg", "num_examples=400", "--dataset-arg", "image_size=20",
+        "--model", "resnet18", *TINY_MODEL_ARGS[:6], "--epochs", 4, "--batch-size", 32,
         "--verbose", 0, "--output-dir", run_dir,
     ]  # fmt: skip
     process = subprocess.Popen(
