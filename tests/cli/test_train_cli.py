@@ -295,3 +295,20 @@ def test_every_flag_is_documented():
     flags = [option for action in build_parser()._actions for option in action.option_strings if option.startswith("--")]
     missing = [flag for flag in flags if flag != "--help" and f"`{flag}" not in documentation]
     assert not missing, f"flags missing from docs/training.md: {missing}"
+
+
+def test_divergence_exits_3_and_says_so_in_the_run(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    arguments = [
+        "--dataset", "synthetic", "--dataset-arg", "num_examples=100", "--model", "resnet18",
+        *TINY_MODEL_ARGS[:6], "--epochs", 2, "--batch-size", 32, "--lr", 1e30, "--quiet",
+        "--output-dir", run_dir,
+    ]  # fmt: skip
+    assert main(arguments) == 3
+    line = program_lines(capsys.readouterr().err)[0]
+    assert line.startswith("train.py: error: training diverged: training loss became")
+    status = read_json(run_dir / "status.json")
+    assert status["status"] == "diverged" and status["diverged"]["epoch"] == 1
+    assert not os.path.exists(run_dir / "metrics.json")
+    assert main([*arguments, "--resume"]) == 2
+    assert "diverged" in program_lines(capsys.readouterr().err)[0]
