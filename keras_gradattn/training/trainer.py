@@ -14,6 +14,7 @@ directory is created (`TrainingSetupError`, or the data layer's
 
 import dataclasses
 import datetime
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -378,6 +379,7 @@ def _write_config(config, files, prepared, command_line, rerun_command):
             "spec": dataclasses.asdict(splits.spec),
             "split_policy": splits.split_policy,
             "sizes": splits.sizes(),
+            "fingerprints": _fingerprints(splits),
         },
         "model": {
             "name": config.model,
@@ -395,6 +397,20 @@ def _write_config(config, files, prepared, command_line, rerun_command):
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     atomic_write_json(files.config, record)
+
+
+def _fingerprints(splits):
+    """SHA-256 of each in-memory split's images and labels: the run's exact
+    data, whichever folder it was found in (streamed splits: `None`)."""
+    fingerprints = {}
+    for split in splits:
+        if not split.in_memory:
+            fingerprints[split.name] = None
+            continue
+        digest = hashlib.sha256(np.ascontiguousarray(split.images).tobytes())
+        digest.update(np.ascontiguousarray(split.labels, dtype=np.int64).tobytes())
+        fingerprints[split.name] = digest.hexdigest()
+    return fingerprints
 
 
 def _write_status(files, status, **fields):

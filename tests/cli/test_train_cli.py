@@ -79,6 +79,9 @@ def test_config_records_everything_needed_to_rerun(finished_run):
     assert flags["split"] == "paper" and flags["seed"] == 42
     assert config["dataset"]["sizes"]["train"] == 128
     assert config["dataset"]["spec"]["name"] == "digits"
+    splits = data.load_dataset("digits", seed=42, max_train_samples=128)
+    assert set(config["dataset"]["fingerprints"]) == {"train", "validation", "test"}
+    assert config["dataset"]["fingerprints"]["train"] == _fingerprint(splits.train)
     assert config["model"]["config"]["num_classes"] == 10
     assert config["optimizer"]["class_name"] == "AdamL2"
     assert config["protocol"]["early_stopping"]["patience"] == 7
@@ -281,6 +284,14 @@ def test_program_exit_status_and_stderr(tmp_path):
     result = run_train(["--backend", other, "--epochs", "-1", "--output-dir", run_dir], tmp_path)
     assert_one_line_error(result.returncode, result.stderr, ["--epochs must be a positive integer"], run_dir)
     assert main(["--help"]) == 0
+
+
+def _fingerprint(split):
+    import hashlib
+
+    digest = hashlib.sha256(split.images.tobytes())
+    digest.update(split.labels.astype(np.int64).tobytes())
+    return digest.hexdigest()
 
 
 def config_sizes(run_dir):
