@@ -33,3 +33,12 @@ def test_temporary_keeps_extension(tmp_path):
         assert tmp.endswith(".keras")
         open(tmp, "w").close()
     assert (tmp_path / "model.keras").exists()
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    # As open(path, "w") would: 0o666 less the umask, not mkstemp's 0o600.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    target = tmp_path / "metrics.json"
+    atomic_write_json(target, {})
+    assert os.stat(target).st_mode & 0o777 == 0o666 & ~umask

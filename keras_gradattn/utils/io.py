@@ -6,6 +6,15 @@ import os
 import tempfile
 
 
+def _default_file_mode():
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_DEFAULT_FILE_MODE = _default_file_mode()
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path beside `path`; renames it onto `path` on success.
@@ -31,6 +40,9 @@ def atomic_path(path):
     os.close(handle)
     try:
         yield tmp_path
+        # mkstemp creates the file readable by its owner alone; give the result
+        # the permissions an ordinary `open(path, "w")` would have.
+        os.chmod(tmp_path, _DEFAULT_FILE_MODE)
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -1,0 +1,12 @@
+"""Errors the training layer raises for its callers to report."""
+
+
+class TrainingSetupError(ValueError):
+    """A run that cannot start as asked: bad arguments, a model that does not
+    fit the data, an output directory that cannot be used, a resume whose
+    configuration differs. Raised before anything is written; the message is
+    one line that says what was wrong and what is allowed."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite; the run was stopped."""

@@ -1,0 +1,57 @@
+"""The trainer's choices before any training: defaults, precision, optimizer."""
+
+import dataclasses
+
+import keras
+import pytest
+
+from keras_gradattn.training import protocol
+from keras_gradattn.training.optimizers import AdamL2
+from keras_gradattn.training.trainer import TrainConfig
+from keras_gradattn.training.trainer import prepare
+from testing_utils import SMALL_BACKBONE
+
+TINY = TrainConfig(
+    dataset="synthetic", model="resnet18", max_train_samples=32, batch_size=16,
+    dataset_args={"num_examples": 100}, model_args={**SMALL_BACKBONE, "stage_blocks": (1, 1, 1, 1)},
+)  # fmt: skip
+
+
+def test_defaults_are_the_papers():
+    config = TrainConfig().resolved()
+    assert (config.dataset, config.model) == ("digits", "gradattn_learned_pe")
+    assert config.epochs == 100 and config.batch_size == 128 and config.seed == 42
+    assert config.learning_rate == 1e-3 and config.weight_decay == 1e-4
+    assert not config.decoupled_weight_decay
+    assert config.output_dir.endswith("digits-gradattn_learned_pe-seed42")
+    assert TrainConfig(dataset="pad_ufes_20").resolved().batch_size == 64
+    assert TrainConfig(dataset="pad_ufes_20", batch_size=8).resolved().batch_size == 8
+
+
+def test_optimizers():
+    coupled = protocol.build_optimizer(1e-3, 1e-4)
+    assert isinstance(coupled, AdamL2) and coupled.l2 == 1e-4
+    decoupled = protocol.build_optimizer(1e-3, 1e-4, decoupled=True)
+    assert isinstance(decoupled, keras.optimizers.AdamW) and decoupled.weight_decay == 1e-4
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16", "mixed_float16"])
+def test_precision_sets_the_dtype_policy(precision):
+    prepared = prepare(dataclasses.replace(TINY, precision=precision).resolved())
+    model = prepared.model
+    # The layers compute in the chosen policy (Keras' functional model
+    # objects themselves keep float32 as their own policy).
+    assert model.backbone.get_layer("stem").dtype_policy.name == precision
+    # Logits (and so the loss and metrics) stay float32.
+    assert model.get_layer("predictions").dtype_policy.name == "float32"
+    loss_scaled = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert loss_scaled == (precision == "mixed_float16")
+
+
+def test_same_seed_same_initial_weights_and_batches():
+    first = prepare(TINY.resolved())
+    second = prepare(TINY.resolved())
+    for a, b in zip(first.model.get_weights(), second.model.get_weights()):
+        assert (a == b).all()
+    third = prepare(dataclasses.replace(TINY, seed=7).resolved())
+    assert any((a != b).any() for a, b in zip(first.model.get_weights(), third.model.get_weights()))
