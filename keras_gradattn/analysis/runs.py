@@ -17,7 +17,7 @@ from keras_gradattn.analysis.event_reader import read_events
 from keras_gradattn.analysis.probe import PROBE_FILE_NAME
 from keras_gradattn.analysis.probe import GradientFlowReport
 from keras_gradattn.callbacks.gradient_norm_logger import LAYOUT_FILE_NAME
-_DEPTH_ATTENTION_TAG = re.compile(r"^depth_attention/layer_(\d+)/token_(\d+)$")
+_DEPTH_ATTENTION_TAG = re.compile(r"^depth_attention/layer(\d+)/(.+)$")
 
 
 class RunDataError(ValueError):
@@ -77,7 +77,7 @@ def load_run(directory, name=None):
         stages=_series(events.scalars, "grad_norm_stage/", stage_order),
         global_norm=_series(events.scalars, "grad_norm_global", None, exact=True),
         learning_rate=_series(events.scalars, "learning_rate", None, exact=True),
-        depth_attention=_depth_attention(events.scalars),
+        depth_attention=_depth_attention(events.scalars, layout.get("depth_tokens") if layout else None),
         probe=probe,
     )
     if not run.has_training_logs and probe is None:
@@ -121,14 +121,10 @@ def _align(names, curves):
     return Series(names=names, steps=steps, values=values)
 
 
-def _depth_attention(scalars):
-    by_layer = {}
-    for tag in scalars:
-        match = _DEPTH_ATTENTION_TAG.match(tag)
-        if match:
-            layer, token = int(match.group(1)), int(match.group(2))
-            by_layer.setdefault(layer, {})[token] = scalars[tag]
+def _depth_attention(scalars, token_order):
+    """{encoder layer (1-based): Series over depth tokens, in depth order}."""
+    layers = sorted({int(match.group(1)) for match in map(_DEPTH_ATTENTION_TAG.match, scalars) if match})
     return {
-        layer: _align([f"token {token}" for token in sorted(tokens)], [tokens[token] for token in sorted(tokens)])
-        for layer, tokens in sorted(by_layer.items())
+        layer: _series(scalars, f"depth_attention/layer{layer}/", token_order)
+        for layer in layers
     }

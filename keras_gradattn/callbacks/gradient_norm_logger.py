@@ -39,9 +39,11 @@ class GradientNormLogger(keras.callbacks.Callback):
     - `weight_norm/<layer path>`, `weight_norm_global` at every epoch end;
     - `grad_hist/<variable path>` (with `histograms=True`): the values of the
       last applied gradient of each variable;
-    - `depth_attention/layer_<i>/token_<j>` once per epoch, for models with a
+    - `depth_attention/layer<i>/<token>` once per epoch, for models with a
       `depth_attention(images)` method: the attention each depth token
-      receives in encoder layer i (mean over examples and query positions).
+      receives in encoder layer i (1-based, as the encoder names its layers;
+      mean over examples and query positions). Tokens are named by the
+      model's `tap_names` (`stem`, `stage1`, ...), else `token1`, `token2`...
     The step of every value is the optimizer's iteration count when `fit`
     began plus the training batches of this `fit`.
     `log_dir/gradient_norm_layout.json` lists layers and stages in model
@@ -256,7 +258,13 @@ class GradientNormLogger(keras.callbacks.Callback):
     def _write_layout(self):
         atomic_write_json(
             os.path.join(self.log_dir, LAYOUT_FILE_NAME),
-            dict(self.layout.to_dict(), reduction=self.reduction, update_freq=self.update_freq),
+            dict(
+                self.layout.to_dict(),
+                reduction=self.reduction,
+                update_freq=self.update_freq,
+                # Depth order of the `depth_attention/` tags, for the analysis.
+                depth_tokens=list(getattr(self.model, "tap_names", None) or []),
+            ),
         )
         self._layout_written = True
 
@@ -349,10 +357,18 @@ class GradientNormLogger(keras.callbacks.Callback):
         # Attention each key token receives: mean over examples and queries.
         received = attention.mean(axis=(0, 2))
         writer = self._get_writer()
-        for layer_index, row in enumerate(received):
-            for token_index, value in enumerate(row):
-                writer.scalar(f"depth_attention/layer_{layer_index}/token_{token_index}", value, step)
+        tokens = self._depth_token_names(received.shape[1])
+        for layer_index, row in enumerate(received, start=1):
+            for token, value in zip(tokens, row):
+                writer.scalar(f"depth_attention/layer{layer_index}/{token}", value, step)
         record["depth_attention"] = received.tolist()
+        record["depth_tokens"] = tokens
+
+    def _depth_token_names(self, count):
+        names = list(getattr(self.model, "tap_names", None) or [])
+        if len(names) != count:
+            names = [f"token{index}" for index in range(1, count + 1)]
+        return names
 
     def _get_attention_images(self):
         if self._attention_images is None and self.attention_batch is not None:
@@ -363,6 +379,8 @@ class GradientNormLogger(keras.callbacks.Callback):
                 batch = next(iter(batch))
             if isinstance(batch, (tuple, list)):
                 batch = batch[0]
+            if hasattr(batch, "numpy"):  # a TensorFlow tensor from tf.data
+                batch = batch.numpy()
             self._attention_images = np.asarray(batch)[: self.attention_examples]
         return self._attention_images
 

@@ -55,6 +55,22 @@ def _key_value(text):
     return key.strip(), parsed
 
 
+def _gradient_log_freq(text):
+    if text in ("off", "0"):
+        return 0
+    if text == "epoch":
+        return "epoch"
+    try:
+        steps = int(text)
+    except ValueError:
+        steps = 0
+    if steps < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive number of steps, 'epoch' or 'off'"
+        )
+    return steps
+
+
 def build_parser():
     from keras_gradattn.data.registry import list_datasets
     from keras_gradattn.models import list_models
@@ -111,6 +127,14 @@ def build_parser():
         "e.g. --model-arg stem=cifar --model-arg num_layers=2")
     add("--dataset-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
         help="dataset option (synthetic only: num_examples, image_size, channels, num_classes)")
+    add("--log-gradients", type=_gradient_log_freq, default=None, metavar="N|epoch|off",
+        help="log per-layer norms of the gradients the optimizer applies (no extra pass) to "
+        f"TensorBoard in RUN_DIR/logs/gradients every N steps or each epoch; default: every "
+        f"{protocol.GRADIENT_LOG_FREQ} steps, off with --distribute")
+    add("--probe-batches", type=int, default=protocol.PROBE_BATCHES,
+        help="after training, the paper's gradient-flow statistics (gradient of the loss with "
+        "respect to every Conv/Dense/encoder layer's output) on this many validation batches, "
+        "without changing the model: RUN_DIR/gradient_probe.json; 0 skips it")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                         help="Keras fit verbosity; default: 1 (progress bar) on a terminal, else 2")
@@ -136,6 +160,7 @@ def config_from_args(args):
         max_train_samples=args.max_train_samples, resume=args.resume,
         distribute=args.distribute, pipeline=args.pipeline,
         model_args=dict(args.model_arg), dataset_args=dict(args.dataset_arg), verbose=verbose,
+        log_gradients=args.log_gradients, probe_batches=args.probe_batches,
     )  # fmt: skip
 
 
@@ -146,7 +171,9 @@ def rerun_command(config, backend):
              "--lr", config.learning_rate, "--weight-decay", config.weight_decay,
              "--seed", config.seed, "--output-dir", config.output_dir, "--split", config.split,
              "--precision", config.precision, "--jit-compile", config.jit_compile,
-             "--pipeline", config.pipeline]  # fmt: skip
+             "--pipeline", config.pipeline,
+             "--log-gradients", config.log_gradients or "off",
+             "--probe-batches", config.probe_batches]  # fmt: skip
     if config.decoupled_weight_decay:
         parts.append("--decoupled-weight-decay")
     if config.data_dir:

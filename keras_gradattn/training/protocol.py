@@ -12,6 +12,8 @@ import os
 
 import keras
 
+from keras_gradattn.callbacks import GradientNormLogger
+
 from keras_gradattn.training import callbacks as callbacks_lib
 from keras_gradattn.training.optimizers import AdamL2
 
@@ -28,6 +30,11 @@ LR_PATIENCE = 3
 MIN_LR = 1e-7
 EARLY_STOPPING_PATIENCE = 7
 SEED = 42
+# Per-layer gradient norms are logged every this many steps (about 1% of a
+# CPU step's time, docs/gradient_flow.md); the probe after training reads
+# this many validation batches (the paper's analysis used 20).
+GRADIENT_LOG_FREQ = 100
+PROBE_BATCHES = 20
 
 
 def paper_batch_size(dataset):
@@ -71,10 +78,12 @@ class RunFiles:
     training_state = property(lambda self: self.path("training_state.json"))
     best_model = property(lambda self: self.path("best.keras"))
     best_record = property(lambda self: self.path("best.json"))
+    gradient_probe = property(lambda self: self.path("gradient_probe.json"))
     metrics = property(lambda self: self.path("metrics.json"))
     confusion_matrix = property(lambda self: self.path("confusion_matrix.png"))
     logs = property(lambda self: self.path("logs"))
     backup = property(lambda self: self.path("backup"))
+    gradient_logs = property(lambda self: os.path.join(self.logs, "gradients"))
 
 
 def tensorboard_available():
@@ -96,13 +105,17 @@ class ProtocolCallbacks:
     divergence: callbacks_lib.DivergenceMonitor
 
 
-def build_callbacks(files, save_fn=None, verbose=0):
+def build_callbacks(files, save_fn=None, verbose=0, gradient_log_freq=0, attention_batch=None):
     """The protocol's callbacks, in the order they must run.
 
     Order matters at the end of an epoch: the learning-rate and stopping
     decisions first, then the best checkpoint, then the journal (history and
     the callbacks' states), and `BackupAndRestore` LAST, so that an epoch the
     backup records as done has all its files written.
+
+    `gradient_log_freq` (steps, or `"epoch"`; 0 for none) adds a
+    `GradientNormLogger` writing to `logs/gradients`, with depth attention
+    measured on the first batch of `attention_batch`.
     """
     reduce_lr = callbacks_lib.ResumableReduceLROnPlateau(
         monitor=MONITOR, mode=MONITOR_MODE, factor=LR_FACTOR, patience=LR_PATIENCE,
@@ -123,10 +136,12 @@ def build_callbacks(files, save_fn=None, verbose=0):
     instruments = []
     if tensorboard_available():
         instruments.append(keras.callbacks.TensorBoard(log_dir=files.logs, write_graph=False))
-    # Training-time instruments go here, e.g. per-layer gradient norms:
-    # `keras_gradattn.callbacks.GradientNormLogger(files.logs, update_freq=...)`
-    # (another branch) will be appended to `instruments` behind a
-    # `--log-gradients N` flag.
+    if gradient_log_freq:
+        instruments.append(
+            GradientNormLogger(
+                files.gradient_logs, update_freq=gradient_log_freq, attention_batch=attention_batch
+            )
+        )
     backup = keras.callbacks.BackupAndRestore(files.backup, double_checkpoint=True)
     callbacks = [divergence, reduce_lr, early_stopping, best, *instruments, journal, backup]
     return ProtocolCallbacks(callbacks, best, early_stopping, divergence)

@@ -28,6 +28,7 @@ import keras
 import numpy as np
 
 from keras_gradattn import data as data_lib
+from keras_gradattn.analysis import probe_gradient_flow
 from keras_gradattn.models import create_model
 from keras_gradattn.models.registry import get_model_entry
 from keras_gradattn.training import metrics as metrics_lib
@@ -83,6 +84,10 @@ class TrainConfig:
     model_args: dict = dataclasses.field(default_factory=dict)
     dataset_args: dict = dataclasses.field(default_factory=dict)
     verbose: int = 2
+    # None: every GRADIENT_LOG_FREQ steps, or off with `distribute` (the
+    # optimizer hook is not tested under data parallelism).
+    log_gradients: object = None
+    probe_batches: int = protocol.PROBE_BATCHES
 
     def resolved(self):
         """A copy with the defaults that depend on other fields filled in."""
@@ -90,7 +95,12 @@ class TrainConfig:
         output_dir = self.output_dir or os.path.join(
             "runs", f"{self.dataset}-{self.model}-seed{self.seed}"
         )
-        return dataclasses.replace(self, batch_size=batch_size, output_dir=os.fspath(output_dir))
+        log_gradients = self.log_gradients
+        if log_gradients is None:
+            log_gradients = 0 if self.distribute else protocol.GRADIENT_LOG_FREQ
+        return dataclasses.replace(
+            self, batch_size=batch_size, output_dir=os.fspath(output_dir), log_gradients=log_gradients
+        )
 
     def to_record(self):
         record = dataclasses.asdict(self)
@@ -130,6 +140,19 @@ def validate_config(config):
     ):
         if value not in choices:
             raise TrainingSetupError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
+    log_gradients = config.log_gradients
+    if not (log_gradients in (None, 0, "epoch") or _is_positive_int(log_gradients)):
+        raise TrainingSetupError(
+            f"--log-gradients must be a positive number of steps, 'epoch' or 'off', got {log_gradients!r}."
+        )
+    if config.distribute and log_gradients not in (None, 0):
+        raise TrainingSetupError(
+            "--log-gradients is not available with --distribute (the optimizer hook is untested "
+            "under data parallelism); leave it out or pass --log-gradients off."
+        )
+    if not (isinstance(config.probe_batches, (int, np.integer)) and not isinstance(config.probe_batches, bool)
+            and config.probe_batches >= 0):
+        raise TrainingSetupError(f"--probe-batches must be an integer >= 0, got {config.probe_batches!r}.")
     data_lib.get_dataset_spec(config.dataset)  # DatasetError listing the datasets
     try:
         entry = get_model_entry(config.model)
@@ -437,7 +460,8 @@ def _train_and_evaluate(config, files, prepared, state, started, command_line, r
         f"backend; run directory {files.root}",
     )
     protocol_callbacks = protocol.build_callbacks(
-        files, save_fn=prepared.distribution.save_model, verbose=1 if config.verbose else 0
+        files, save_fn=prepared.distribution.save_model, verbose=1 if config.verbose else 0,
+        gradient_log_freq=config.log_gradients, attention_batch=prepared.validation,
     )
     model.fit(
         prepared.train,
@@ -480,6 +504,8 @@ def _train_and_evaluate(config, files, prepared, state, started, command_line, r
         evaluation_time_s=time.perf_counter() - evaluation_start,
         wall_time_this_process_s=time.perf_counter() - started,
     )
+    if config.probe_batches and not config.distribute:
+        results["gradient_flow"] = _probe_gradient_flow(model, prepared, config, files)
     atomic_write_json(files.metrics, results)
     plot_confusion_matrix(
         metrics_lib.confusion_matrix(logits, labels),
@@ -495,6 +521,26 @@ def _train_and_evaluate(config, files, prepared, state, started, command_line, r
         f"{len(history)}); results in {files.root}",
     )
     return TrainingResult(files.root, metrics=results)
+
+
+def _probe_gradient_flow(model, prepared, config, files):
+    """The paper's per-layer output-gradient statistics, on validation batches
+    and without changing the model (see keras_gradattn.analysis.probe); the
+    full report goes to gradient_probe.json, a summary to metrics.json."""
+    report = probe_gradient_flow(
+        model, prepared.validation, max_batches=config.probe_batches, output_path=files.gradient_probe
+    )
+    statistics = report.statistics
+    return {
+        "probe_batches": len(report.losses),
+        "num_layers": statistics["num_layers"],
+        "health_score": statistics["health_score"],
+        "vanishing_layers": len(statistics["vanishing_layers"]),
+        "exploding_layers": len(statistics["exploding_layers"]),
+        "bottleneck_layers": len(statistics["bottleneck_layers"]),
+        "average_decay_rate": statistics["average_decay_rate"],
+        "mean_norm": statistics["mean_norm"],
+    }
 
 
 def _predict(model, prepared):

@@ -26,6 +26,7 @@ BACKEND = keras.backend.backend()
 DIGITS_RUN = [
     "--dataset", "digits", "--model", "gradattn_learned_pe", *TINY_MODEL_ARGS,
     "--epochs", 2, "--max-train-samples", 128, "--batch-size", 32, "--verbose", 2,
+    "--log-gradients", 2, "--probe-batches", 2,
 ]  # fmt: skip
 METRIC_KEYS = (
     "top1_accuracy", "top3_accuracy", "top5_accuracy", "precision_macro", "precision_weighted",
@@ -66,6 +67,33 @@ def test_run_directory_holds_every_output(finished_run):
     for folder in ("train", "validation"):
         events = os.listdir(run_dir / "logs" / folder)
         assert any(name.startswith("events.out.tfevents") for name in events)
+
+
+def test_gradient_flow_outputs(finished_run):
+    from keras_gradattn.analysis import GradientFlowReport
+    from keras_gradattn.analysis import read_events
+    from keras_gradattn.cli.analyze import main as analyze
+
+    run_dir, _ = finished_run
+    # 2 epochs of 4 steps, logged every 2 steps: per-layer tags at 4 steps.
+    events = read_events(run_dir / "logs" / "gradients")
+    assert "grad_norm_global" in events.scalars
+    assert any(tag.startswith("grad_norm/stage2/block1/conv1") for tag in events.scalars)
+    steps, _ = events.scalars["grad_norm_global"]
+    assert len(steps) == 4
+    # One encoder layer (TINY_MODEL_ARGS), five depth tokens named by tap.
+    assert sorted(tag for tag in events.scalars if tag.startswith("depth_attention/")) == sorted(
+        f"depth_attention/layer1/{tap}" for tap in ("stem", "stage1", "stage2", "stage3", "stage4")
+    )
+
+    report = GradientFlowReport.load(run_dir / "gradient_probe.json")
+    assert len(report.losses) == 2 and not report.missing_layers
+    summary = read_json(run_dir / "metrics.json")["gradient_flow"]
+    assert summary["num_layers"] == len(report.layers) > 20
+    assert summary["health_score"] == report.statistics["health_score"]
+
+    assert analyze([str(run_dir), "--output", str(run_dir.parent / "analysis")]) == 0
+    assert (run_dir.parent / "analysis" / "gradient_report.md").exists()
 
 
 def test_config_records_everything_needed_to_rerun(finished_run):
@@ -219,6 +247,11 @@ BAD_INPUTS = {
     "malformed model argument": (["--model-arg", "depth"], ["expected KEY=VALUE"]),
     "unknown precision": (["--precision", "float8"], ["invalid choice: 'float8'"]),
     "negative learning rate": (["--lr", "-1"], ["--lr must be positive"]),
+    "bad gradient log frequency": (
+        ["--log-gradients", "sometimes"],
+        ["argument --log-gradients", "'sometimes' is not a positive number of steps, 'epoch' or 'off'"],
+    ),
+    "negative probe batches": (["--probe-batches", "-1"], ["--probe-batches must be an integer >= 0, got -1"]),
 }
 
 

@@ -141,11 +141,13 @@ def test_depth_attention_is_logged_per_epoch(tmp_path, form):
     tags = events.scalar_tags("depth_attention/")
     assert len(tags) == DepthAttentionModel.num_layers * DepthAttentionModel.num_tokens
     expected = expected_received_attention(model, x_val[:6])
-    steps, values = events.scalars["depth_attention/layer_1/token_2"]
+    # Encoder layers count from 1, as models name them; a model without
+    # `tap_names` gets tokens token1, token2, ...
+    steps, values = events.scalars["depth_attention/layer2/token3"]
     assert steps.tolist() == [4, 8]
     np.testing.assert_allclose(values[-1], expected[1, 2], rtol=1e-5)
     # Each query's attention sums to one, so the tokens' shares do too.
-    last = [events.scalars[f"depth_attention/layer_0/token_{t}"][1][-1] for t in range(4)]
+    last = [events.scalars[f"depth_attention/layer1/token{t}"][1][-1] for t in range(1, 5)]
     np.testing.assert_allclose(sum(last), 1.0, rtol=1e-5)
 
 

@@ -55,3 +55,19 @@ def test_same_seed_same_initial_weights_and_batches():
         assert (a == b).all()
     third = prepare(dataclasses.replace(TINY, seed=7).resolved())
     assert any((a != b).any() for a, b in zip(first.model.get_weights(), third.model.get_weights()))
+
+
+def test_gradient_instruments_default_on_and_off_with_distribute():
+    from keras_gradattn.training.trainer import TrainingSetupError
+    from keras_gradattn.training.trainer import validate_config
+
+    assert TrainConfig().resolved().log_gradients == protocol.GRADIENT_LOG_FREQ
+    assert TrainConfig().probe_batches == protocol.PROBE_BATCHES == 20
+    # The optimizer hook is untested under data parallelism: off by default,
+    # refused when asked for.
+    assert TrainConfig(distribute=True).resolved().log_gradients == 0
+    validate_config(TrainConfig(distribute=True, log_gradients=0).resolved())
+    with pytest.raises(TrainingSetupError, match="--log-gradients is not available with --distribute"):
+        validate_config(TrainConfig(distribute=True, log_gradients=10).resolved())
+    with pytest.raises(TrainingSetupError, match="--log-gradients must be a positive number"):
+        validate_config(TrainConfig(log_gradients=-5).resolved())
