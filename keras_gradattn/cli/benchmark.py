@@ -1,0 +1,610 @@
+"""`gradattn-benchmark`: model and input-pipeline throughput on each Keras backend.
+
+    python scripts/benchmark.py                               # the full grid (an hour or more on a CPU)
+    python scripts/benchmark.py --backends jax --batch-sizes 128 --precisions float32
+
+Models: training and inference images/s per backend x model x batch size x
+precision x compilation mode, through `model.fit` / `model.predict` epochs
+(keras_gradattn/benchmarking.py: warm-up excluded, median of interleaved
+rounds). Pipelines: images/s that each dataset source format's training
+pipeline (tf.data and PyDataset) delivers, against the rate the models
+consume at that dataset's input size. Each backend runs in its own
+subprocess. Results: `<output>.json` and `<output>.md`, written atomically,
+and the targets met or missed:
+
+- GradAttn / ResNet-18 training step time <= 1.10 (JAX, TensorFlow);
+- Keras on PyTorch within 2x of JAX (training images/s, same model and setting);
+- each pipeline >= 3x the fastest model's consumption rate.
+
+Compilation modes (`--jit-modes`): "on" and "off" mean, per backend,
+
+| backend | on | off |
+| --- | --- | --- |
+| tensorflow | `tf.function` + XLA (`jit_compile=True`) | `tf.function` graph, no XLA (`jit_compile=False`) |
+| jax | `jax.jit` of the whole step (Keras' only compiled mode) | `run_eagerly=True`: op-by-op dispatch, no `jax.jit` |
+| torch | `torch.compile` (`jit_compile=True`) | eager PyTorch (Keras' default on torch) |
+
+"auto" measures on and off on TensorFlow and JAX, and off only on torch:
+`torch.compile` of these models takes minutes per model on a CPU; ask for
+it with `--jit-modes on,off`.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+BACKENDS = ("tensorflow", "jax", "torch")
+DEFAULT_MODELS = ("resnet18", "gradattn_nope", "gradattn_learned_pe", "gradattn_rope")
+BASELINE = "resnet18"
+PRECISIONS = ("float32", "mixed_bfloat16")
+JIT_MODES = ("on", "off")
+AUTO_JIT_MODES = {"tensorflow": ("on", "off"), "jax": ("on", "off"), "torch": ("off",)}
+# The compilation mode a user gets by default on each backend (Keras' "auto").
+DEFAULT_JIT = {"tensorflow": "on", "jax": "on", "torch": "off"}
+JIT_MEANINGS = {
+    ("tensorflow", "on"): "tf.function + XLA",
+    ("tensorflow", "off"): "tf.function, no XLA",
+    ("jax", "on"): "jax.jit",
+    ("jax", "off"): "run_eagerly (no jit)",
+    ("torch", "on"): "torch.compile",
+    ("torch", "off"): "eager",
+}
+PIPELINE_KINDS = ("tf.data", "pydataset")
+# Source formats and the dataset read through each (docs/data.md).
+PIPELINE_SOURCES = {
+    "idx": "fashion_mnist",
+    "medmnist_npz": "bloodmnist",
+    "sklearn": "digits",
+    "synthetic": "synthetic",
+}
+# Targets.
+MAX_STEP_TIME_RATIO = 1.10
+RATIO_TARGET_BACKENDS = ("jax", "tensorflow")
+MAX_TORCH_OVER_JAX = 2.0
+MIN_PIPELINE_OVER_MODEL = 3.0
+
+
+class _BadInput(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise _BadInput(message)
+
+
+def _choices(allowed, name):
+    def parse(text):
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        unknown = [item for item in items if allowed and item not in allowed]
+        if not items or unknown:
+            raise argparse.ArgumentTypeError(
+                f"{name} {text!r}: expected a comma-separated list of {', '.join(allowed)}"
+            )
+        return items
+
+    return parse
+
+
+def _names(text):
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of names, got {text!r}")
+    return items
+
+
+def _positive_ints(text):
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _shape(text):
+    try:
+        shape = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"input shape {text!r} is not HxWxC with positive integers, e.g. 28x28x1")
+    return shape
+
+
+def _key_value(text):
+    key, separator, value = text.partition("=")
+    if not separator or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return text
+
+
+def build_parser():
+    parser = _Parser(
+        prog="benchmark.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--backends", type=_choices(BACKENDS, "backends"), default=list(BACKENDS),
+        help="backends, each measured in its own subprocess")
+    add("--models", type=_names, default=list(DEFAULT_MODELS),
+        help=f"create_model names; step-time ratios are taken against {BASELINE}")
+    add("--input-shape", type=_shape, default=(28, 28, 1), help="HxWxC of the model benchmark")
+    add("--num-classes", type=_positive_int, default=10)
+    add("--batch-sizes", type=_positive_ints, default=[32, 128])
+    add("--precisions", type=_choices(PRECISIONS, "precisions"), default=list(PRECISIONS))
+    add("--jit-modes", default="auto",
+        help="'auto' (TensorFlow and JAX: on,off; torch: off) or a list of on,off for every backend")
+    add("--rounds", type=_positive_int, default=5,
+        help="interleaved timing rounds after one untimed warm-up call each; the median counts")
+    add("--steps-per-round", type=_positive_int, default=10, help="steps per timed fit/predict call")
+    add("--eager-steps-per-round", type=_positive_int, default=2,
+        help="steps per call for JAX run_eagerly, which is slow")
+    add("--model-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+        help="create_model override for every model (e.g. stem_width=8 for a smoke test)")
+    add("--pipelines", type=_choices(PIPELINE_KINDS, "pipelines"), default=list(PIPELINE_KINDS))
+    add("--pipeline-sources", type=_choices(tuple(PIPELINE_SOURCES), "pipeline sources"),
+        default=list(PIPELINE_SOURCES), help="source formats whose training pipeline is measured")
+    add("--pipeline-batches", type=_positive_int, default=20, help="batches per timed pipeline round")
+    add("--pipeline-batch-size", type=_positive_int, default=128)
+    add("--pipeline-models", type=_names, default=["resnet18", "gradattn_learned_pe"],
+        help="models whose training rate at each dataset's input size is the pipeline's demand "
+        "(the fastest of them counts)")
+    add("--data-dir", default=None, help="where the FashionMNIST IDX files are (default: discovery)")
+    add("--skip-models", action="store_true", help="pipelines only")
+    add("--skip-pipelines", action="store_true", help="models only")
+    add("--output", default="results/benchmarks/throughput",
+        help="path prefix of the .json and .md results")
+    add("--worker", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def jit_modes_for(backend, option):
+    if option == "auto":
+        return AUTO_JIT_MODES[backend]
+    modes = [mode.strip() for mode in option.split(",") if mode.strip()]
+    return tuple(modes)
+
+
+def _check_args(args):
+    if args.jit_modes != "auto":
+        modes = [mode.strip() for mode in args.jit_modes.split(",") if mode.strip()]
+        if not modes or any(mode not in JIT_MODES for mode in modes):
+            raise _BadInput(f"--jit-modes {args.jit_modes!r}: expected 'auto' or a list of on, off")
+    if args.skip_models and args.skip_pipelines:
+        raise _BadInput("--skip-models with --skip-pipelines leaves nothing to measure")
+
+
+# --- the worker: one backend, in its own process ------------------------------------
+
+
+def _progress(message):
+    print(f"[benchmark] {message}", file=sys.stderr, flush=True)
+
+
+def _compile(model, backend, jit_mode):
+    if backend == "jax" and jit_mode == "off":
+        model.compile(run_eagerly=True)
+    else:
+        model.compile(jit_compile=jit_mode == "on")
+
+
+def _model_overrides(texts):
+    from keras_gradattn.cli.train import _key_value as parse_key_value
+
+    return dict(parse_key_value(text) for text in texts)
+
+
+def _build(name, num_classes, input_shape, overrides):
+    import keras
+
+    from keras_gradattn import create_model
+    from keras_gradattn.models.registry import get_model_entry
+
+    allowed = set(get_model_entry(name).allowed_overrides)
+    keras.utils.set_random_seed(0)
+    return create_model(
+        name, num_classes=num_classes, input_shape=input_shape,
+        **{key: value for key, value in overrides.items() if key in allowed},
+    )  # fmt: skip
+
+
+def measure_models(args, backend):
+    """Training and inference rows for every model x batch x precision x jit mode."""
+    import keras
+
+    from keras_gradattn import benchmarking
+
+    overrides = _model_overrides(args.model_arg)
+    rows = []
+    shape = tuple(args.input_shape)
+    label = "x".join(map(str, shape))
+    for precision in args.precisions:
+        for jit_mode in jit_modes_for(backend, args.jit_modes):
+            keras.config.set_dtype_policy(precision)
+            eager = backend == "jax" and jit_mode == "off"
+            steps = args.eager_steps_per_round if eager else args.steps_per_round
+            functions = {}
+            for name in args.models:
+                _progress(f"{backend} {precision} jit {jit_mode}: building {name}")
+                model = _build(name, args.num_classes, shape, overrides)
+                _compile(model, backend, jit_mode)
+                for batch_size in args.batch_sizes:
+                    images, labels = benchmarking.synthetic_batch(batch_size, shape, args.num_classes)
+                    functions[(name, batch_size, "train")] = benchmarking.training_function(
+                        model, images, labels, steps
+                    )
+                    functions[(name, batch_size, "infer")] = benchmarking.inference_function(model, images, steps)
+            # Interleaved by group of equal work (same batch size), so every
+            # model of a group sees the same slow spells of a shared machine.
+            for batch_size in args.batch_sizes:
+                group = {key: function for key, function in functions.items() if key[1] == batch_size}
+                measured = benchmarking.measure_interleaved(
+                    group, batch_size * steps, rounds=args.rounds,
+                    progress=lambda message: _progress(
+                        f"{backend} {precision} jit {jit_mode} batch {batch_size}: {message}"
+                    ),
+                )  # fmt: skip
+                for (name, _, mode), measurement in measured.items():
+                    baseline = measured.get((BASELINE, batch_size, mode))
+                    rows.append({
+                        "backend": backend, "model": name, "input_shape": label,
+                        "batch_size": batch_size, "precision": precision, "jit": jit_mode,
+                        "jit_meaning": JIT_MEANINGS[(backend, jit_mode)], "mode": mode,
+                        "images_per_second": measurement.images_per_second,
+                        "median_step_ms": 1000 * measurement.median_call_time / steps,
+                        "spread": measurement.spread, "rounds": args.rounds, "steps_per_round": steps,
+                        "step_time_ratio_vs_resnet18": (
+                            measurement.median_call_time / baseline.median_call_time if baseline else None
+                        ),
+                    })  # fmt: skip
+            keras.config.set_dtype_policy("float32")
+    return rows
+
+
+def _medmnist_npz(folder, num_train=2048):
+    """A small BloodMNIST-format file (random 28x28 RGB images), for the npz reader."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, count in (("train", num_train), ("val", 256), ("test", 256)):
+        arrays[f"{split}_images"] = rng.integers(0, 256, size=(count, 28, 28, 3), dtype=np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(count) % 8).reshape(-1, 1).astype(np.uint8)
+    path = os.path.join(folder, "bloodmnist.npz")
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def _load_source(source, args, scratch):
+    from keras_gradattn import data
+
+    dataset = PIPELINE_SOURCES[source]
+    if source == "medmnist_npz":
+        return data.load_dataset(dataset, data_dir=_medmnist_npz(scratch))
+    if source == "idx":
+        return data.load_dataset(dataset, data_dir=args.data_dir)
+    if source == "synthetic":
+        return data.load_dataset(dataset, num_examples=4096)
+    return data.load_dataset(dataset)
+
+
+def pipeline_function(dataset, num_batches):
+    """A zero-argument callable that pulls `num_batches` batches (as NumPy, as
+    `fit` would hand them to the model) from one persistent iterator."""
+    import numpy as np
+
+    from keras_gradattn.data.pipeline import _iterate_batches
+
+    batches = _iterate_batches(dataset)
+
+    def pull():
+        for _ in range(num_batches):
+            images, _ = next(batches)
+            np.asarray(images)
+
+    return pull
+
+
+def measure_pipelines(args, backend):
+    """Pipeline images/s per source format and kind, and the models' demand at each input size."""
+    import keras
+
+    from keras_gradattn import benchmarking
+    from keras_gradattn import data
+
+    overrides = _model_overrides(args.model_arg)
+    jit_mode = DEFAULT_JIT[backend]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="gradattn-benchmark-") as scratch:
+        for source in args.pipeline_sources:
+            try:
+                splits = _load_source(source, args, scratch)
+            except data.DatasetError as error:
+                _progress(f"{backend} pipeline {source}: skipped ({error})")
+                rows.append({"backend": backend, "source": source, "dataset": PIPELINE_SOURCES[source],
+                             "skipped": str(error)})  # fmt: skip
+                continue
+            spec = splits.spec
+            functions = {}
+            for kind in args.pipelines:
+                if kind == "tf.data" and not data.pipeline.tensorflow_available():
+                    continue
+                pipeline = data.make_pipeline(
+                    splits.train, spec, batch_size=args.pipeline_batch_size, training=True, seed=0,
+                    pipeline=kind, drop_remainder=True,
+                )  # fmt: skip
+                functions[("pipeline", kind)] = pipeline_function(pipeline, args.pipeline_batches)
+            shape = tuple(spec.input_shape)
+            images, labels = benchmarking.synthetic_batch(args.pipeline_batch_size, shape, spec.num_classes)
+            for name in args.pipeline_models:
+                _progress(f"{backend} pipeline {source}: building {name} for {shape}")
+                model = _build(name, spec.num_classes, shape, overrides)
+                _compile(model, backend, jit_mode)
+                functions[("model", name)] = benchmarking.training_function(
+                    model, images, labels, args.pipeline_batches
+                )
+            measured = benchmarking.measure_interleaved(
+                functions, args.pipeline_batch_size * args.pipeline_batches, rounds=args.rounds,
+                progress=lambda message: _progress(f"{backend} pipeline {source}: {message}"),
+            )  # fmt: skip
+            demand_model = max(
+                args.pipeline_models, key=lambda name: measured[("model", name)].images_per_second
+            )
+            demand = measured[("model", demand_model)].images_per_second
+            for (kind_or_model, name), measurement in measured.items():
+                if kind_or_model != "pipeline":
+                    continue
+                rows.append({
+                    "backend": backend, "source": source, "dataset": spec.name, "pipeline": name,
+                    "input_shape": "x".join(map(str, shape)), "augmentation": spec.augmentation,
+                    "batch_size": args.pipeline_batch_size,
+                    "images_per_second": measurement.images_per_second, "spread": measurement.spread,
+                    "model_images_per_second": {
+                        model: measured[("model", model)].images_per_second for model in args.pipeline_models
+                    },
+                    "demand_model": demand_model, "demand_images_per_second": demand,
+                    "demand_jit": jit_mode, "ratio_to_demand": measurement.images_per_second / demand,
+                })  # fmt: skip
+            keras.backend.clear_session()
+    return rows
+
+
+def run_worker(args):
+    import keras
+
+    from keras_gradattn import benchmarking
+
+    backend = keras.backend.backend()
+    machine = benchmarking.describe_machine()
+    # Other jobs on the machine change absolute figures (not the interleaved ratios).
+    machine["load_average_start"] = round(os.getloadavg()[0], 2)
+    report = {"machine": machine, "models": [], "pipelines": []}
+    if not args.skip_models:
+        report["models"] = measure_models(args, backend)
+    if not args.skip_pipelines:
+        report["pipelines"] = measure_pipelines(args, backend)
+    machine["load_average_end"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(report))
+    return 0
+
+
+# --- the parent: every backend, targets, files ----------------------------------------
+
+
+def run_backend(argv, backend):
+    """The worker's report, or None when it failed (its error is on stderr)."""
+    command = [sys.executable, "-m", "keras_gradattn.cli.benchmark", "--worker", *argv]
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    environment = dict(os.environ, KERAS_BACKEND=backend)
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, environment.get("PYTHONPATH")]))
+    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    process = subprocess.run(command, env=environment, stdout=subprocess.PIPE, text=True)
+    if process.returncode != 0:
+        print(f"benchmark.py: the {backend} worker failed (exit code {process.returncode}); its output "
+              "is above. Other backends go on.", file=sys.stderr)  # fmt: skip
+        return None
+    return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def evaluate_targets(reports):
+    """Every target check as a row: what, where, the measured value, the limit, met or not."""
+    checks = []
+    model_rows = [row for report in reports for row in report.get("models", [])]
+    for row in model_rows:
+        if (row["mode"] == "train" and row["backend"] in RATIO_TARGET_BACKENDS
+                and row["model"].startswith("gradattn") and row["step_time_ratio_vs_resnet18"] is not None):
+            checks.append({
+                "target": f"GradAttn / ResNet-18 step time <= {MAX_STEP_TIME_RATIO:.2f}",
+                "where": _where(row), "value": row["step_time_ratio_vs_resnet18"],
+                "met": row["step_time_ratio_vs_resnet18"] <= MAX_STEP_TIME_RATIO,
+            })  # fmt: skip
+    jax_rows = {
+        (row["model"], row["batch_size"], row["precision"]): row
+        for row in model_rows
+        if row["backend"] == "jax" and row["mode"] == "train" and row["jit"] == DEFAULT_JIT["jax"]
+    }
+    for row in model_rows:
+        if row["backend"] != "torch" or row["mode"] != "train":
+            continue
+        jax_row = jax_rows.get((row["model"], row["batch_size"], row["precision"]))
+        if jax_row:
+            ratio = jax_row["images_per_second"] / row["images_per_second"]
+            checks.append({
+                "target": f"torch within {MAX_TORCH_OVER_JAX:.0f}x of JAX (JAX images/s / torch images/s)",
+                "where": _where(row) + f" vs JAX {jax_row['jit_meaning']}", "value": ratio,
+                "met": ratio <= MAX_TORCH_OVER_JAX,
+            })  # fmt: skip
+    for report in reports:
+        for row in report.get("pipelines", []):
+            if "skipped" in row:
+                continue
+            checks.append({
+                "target": f"pipeline >= {MIN_PIPELINE_OVER_MODEL:.0f}x the model's consumption",
+                "where": f"{row['backend']}, {row['source']} ({row['dataset']}), {row['pipeline']}",
+                "value": row["ratio_to_demand"], "met": row["ratio_to_demand"] >= MIN_PIPELINE_OVER_MODEL,
+            })  # fmt: skip
+    return checks
+
+
+def _where(row):
+    return f"{row['backend']} {row['jit_meaning']}, {row['model']}, batch {row['batch_size']}, {row['precision']}"
+
+
+def format_markdown(reports, checks, args, command):
+    lines = [
+        f"Command: `{command}`",
+        "",
+        "Images/s through `model.fit` (training: forward, backward, optimizer update) and "
+        "`model.predict` (inference) epochs of synthetic batches, median of "
+        f"{args.rounds} interleaved rounds after one untimed warm-up call (compilation excluded); "
+        "every model of a table row group is measured in the same rounds, so their ratios hold "
+        "on a busy machine even where absolute figures do not. Spread: (max - min) / median of the "
+        "per-round times.",
+        "",
+        "## Models",
+        "",
+        "| backend | compiled as | precision | batch | model | train images/s | train step (ms) "
+        "| spread | infer images/s | train step / ResNet-18 | infer / ResNet-18 |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for report in reports:
+        rows = report.get("models", [])
+        train = {(_key(row)): row for row in rows if row["mode"] == "train"}
+        infer = {(_key(row)): row for row in rows if row["mode"] == "infer"}
+        for key, row in train.items():
+            inference = infer.get(key, {})
+            lines.append(
+                f"| {row['backend']} | {row['jit_meaning']} | {row['precision']} | {row['batch_size']} | "
+                f"{row['model']} | {row['images_per_second']:.0f} | {row['median_step_ms']:.1f} | "
+                f"{100 * row['spread']:.0f}% | {_number(inference.get('images_per_second'), 0)} | "
+                f"{_number(row['step_time_ratio_vs_resnet18'], 3)} | "
+                f"{_number(inference.get('step_time_ratio_vs_resnet18'), 3)} |"
+            )
+    pipeline_rows = [row for report in reports for row in report.get("pipelines", [])]
+    if pipeline_rows:
+        lines += [
+            "",
+            "## Input pipelines",
+            "",
+            "Training pipeline (shuffle, the dataset's augmentation, resize, normalise; full batches of "
+            f"{args.pipeline_batch_size}) measured alone, against the training images/s of "
+            f"{', '.join(args.pipeline_models)} at the dataset's input size on the same backend "
+            "(Keras' default compilation); the fastest model is the demand. In training the two "
+            "share the CPU, so a pipeline 3x faster than the demand costs the model about a "
+            "quarter of the machine.",
+            "",
+            "| backend | source format | dataset | input | augmentation | pipeline | pipeline images/s "
+            "| demand images/s (model) | pipeline / demand | target >= 3x |",
+            "| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | --- |",
+        ]
+        for row in pipeline_rows:
+            if "skipped" in row:
+                lines.append(f"| {row['backend']} | {row['source']} | {row['dataset']} | skipped: "
+                             f"{row['skipped']} | | | | | | |")  # fmt: skip
+                continue
+            lines.append(
+                f"| {row['backend']} | {row['source']} | {row['dataset']} | {row['input_shape']} | "
+                f"{row['augmentation']} | {row['pipeline']} | {row['images_per_second']:.0f} | "
+                f"{row['demand_images_per_second']:.0f} ({row['demand_model']}) | "
+                f"{row['ratio_to_demand']:.1f} | {'met' if row['ratio_to_demand'] >= MIN_PIPELINE_OVER_MODEL else 'MISSED'} |"
+            )
+    lines += ["", "## Targets", "", format_targets(checks), ""]
+    for report in reports:
+        machine = report["machine"]
+        versions = ", ".join(
+            f"{name} {machine[name]}" for name in ("keras", "tensorflow", "jax", "torch") if name in machine
+        )
+        lines.append(
+            f"- {machine['backend']}: {machine['processor']}, {machine['cpu_count']} cores, "
+            f"{', '.join(machine.get('gpus') or []) or 'no GPU'}; {versions}; 1-minute load average "
+            f"{machine.get('load_average_start', '?')} at the start, {machine.get('load_average_end', '?')} "
+            "at the end."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _key(row):
+    return row["backend"], row["jit"], row["precision"], row["batch_size"], row["model"]
+
+
+def _number(value, digits):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_targets(checks):
+    """A summary line per target (met / checked, worst case), then every missed check."""
+    if not checks:
+        return "No target could be checked (no matching measurements)."
+    by_target = {}
+    for check in checks:
+        by_target.setdefault(check["target"], []).append(check)
+    lines = []
+    for target, group in by_target.items():
+        met = sum(check["met"] for check in group)
+        values = [check["value"] for check in group]
+        verdict = "met everywhere" if met == len(group) else f"MISSED in {len(group) - met}"
+        lines.append(
+            f"- {target}: {verdict} ({met} of {len(group)} settings met); values "
+            f"{min(values):.2f} to {max(values):.2f}, median {statistics.median(values):.2f}"
+        )
+        for check in group:
+            if not check["met"]:
+                lines.append(f"  - missed: {check['where']}: {check['value']:.2f}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else [str(argument) for argument in argv]
+    try:
+        args = build_parser().parse_args(argv)
+        _check_args(args)
+    except _BadInput as error:
+        print(f"benchmark.py: error: {error}", file=sys.stderr)
+        return 2
+    except SystemExit as exit_request:  # --help
+        return exit_request.code or 0
+    if args.worker:
+        return run_worker(args)
+
+    from keras_gradattn.utils import atomic_write_json
+    from keras_gradattn.utils import atomic_write_text
+
+    reports, failed = [], []
+    for backend in args.backends:
+        _progress(f"{backend}: starting its worker (1-minute load average {os.getloadavg()[0]:.2f})")
+        report = run_backend([arg for arg in argv if arg != "--worker"], backend)
+        if report is None:
+            failed.append(backend)
+        else:
+            reports.append(report)
+    checks = evaluate_targets(reports)
+    command = " ".join(["python scripts/benchmark.py", *argv]).strip()
+    text = format_markdown(reports, checks, args, command)
+    if failed:
+        text += f"\nFailed (no figures): {', '.join(failed)}.\n"
+    atomic_write_json(f"{args.output}.json", {"command": command, "reports": reports, "targets": checks})
+    atomic_write_text(f"{args.output}.md", text)
+    print(format_targets(checks))
+    print(f"wrote {args.output}.json and {args.output}.md")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""Grids of training runs and honest comparisons across seeds.
+
+`gradattn-reproduce` (keras_gradattn/cli/reproduce.py) runs a grid of
+`gradattn-train` runs, one subprocess each (`grid`), collects their small
+files into `results/<experiment>/` (`experiment`), and turns them into
+tables: mean and std per cell, paired differences against a baseline with an
+exact sign-flip test (`statistics`, `aggregate`), and markdown beside the
+paper's reported figures (`paper`, `report`). See docs/reproduce.md.
+"""
+
+from keras_gradattn.experiments.statistics import confidence_interval_95
+from keras_gradattn.experiments.statistics import mean_std
+from keras_gradattn.experiments.statistics import paired_comparison
+from keras_gradattn.experiments.statistics import sign_flip_p_value
+from keras_gradattn.experiments.statistics import smallest_attainable_p_value

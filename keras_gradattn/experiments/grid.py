@@ -1,0 +1,328 @@
+"""A grid of training runs (datasets x models x seeds x backends), one subprocess each.
+
+Each cell is one `gradattn-train` run with the paper's protocol in its own
+process: backends can differ from cell to cell (Keras fixes its backend at
+import), and a crash, an out-of-memory kill or a diverging model stays local
+to its cell. Run directories are `<runs_dir>/<dataset>/<model>/seed<k>-<backend>`.
+
+A run directory's `status.json` decides what happens to its cell:
+finished -> skipped; diverged -> reported, not retried (the same flags would
+diverge again); anything else -> `gradattn-train --resume`, which starts a
+new run or continues an interrupted one from its last finished epoch.
+
+The parent process only plans, starts and watches; all training happens in the runs.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from keras_gradattn.utils import atomic_write_bytes
+
+NEW, RESUME, FINISHED, DIVERGED = "new", "resume", "finished", "diverged"
+# The files of a run directory worth keeping with the results: small, text,
+# and enough to recompute every table. Not best.keras (43-50 MB) nor the
+# TensorBoard event logs.
+COLLECTED_FILES = (
+    "config.json",
+    "status.json",
+    "history.csv",
+    "best.json",
+    "metrics.json",
+    "gradient_probe.json",
+)
+# How long a timed-out run gets to save and exit after SIGTERM.
+_TERMINATE_GRACE_SECONDS = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class GridRun:
+    """One cell of the grid: a model trained on a dataset with a seed under a backend.
+
+    `model_args` are the `--model-arg KEY=VALUE` texts that apply to this
+    model (encoder sizes apply to GradAttn models only).
+    """
+
+    dataset: str
+    model: str
+    seed: int
+    backend: str
+    model_args: tuple = ()
+
+    @property
+    def relative_dir(self):
+        return os.path.join(self.dataset, self.model, f"seed{self.seed}-{self.backend}")
+
+    @property
+    def label(self):
+        return f"{self.dataset} {self.model} seed {self.seed} ({self.backend})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """The flags every run of the grid shares; `None` keeps gradattn-train's default."""
+
+    epochs: int = None
+    max_train_samples: int = None
+    batch_size: int = None
+    probe_batches: int = None
+    data_dir: str = None
+    dataset_args: tuple = ()
+
+    def train_arguments(self):
+        arguments = []
+        for flag, value in (
+            ("--epochs", self.epochs),
+            ("--max-train-samples", self.max_train_samples),
+            ("--batch-size", self.batch_size),
+            ("--probe-batches", self.probe_batches),
+            ("--data-dir", self.data_dir),
+        ):
+            if value is not None:
+                arguments += [flag, str(value)]
+        for text in self.dataset_args:
+            arguments += ["--dataset-arg", text]
+        return arguments
+
+    def to_record(self):
+        return dataclasses.asdict(self)
+
+
+def build_plan(datasets, models, seeds, backends, model_args_for=None):
+    """The grid's runs, in the order they are run.
+
+    Seeds vary slower than models, so a grid cut short still holds every
+    model for the seeds it reached: complete pairs for the paired comparison.
+
+    Args:
+        model_args_for: optional callable `model -> tuple of "KEY=VALUE"`.
+    """
+    plan = []
+    for dataset in datasets:
+        for seed in seeds:
+            for model in models:
+                model_args = tuple(model_args_for(model)) if model_args_for else ()
+                for backend in backends:
+                    plan.append(GridRun(dataset, model, int(seed), backend, model_args))
+    return plan
+
+
+def read_status(run_dir):
+    """The run's `status.json` as a dict, or None when it has none (or it is unreadable)."""
+    try:
+        with open(os.path.join(run_dir, "status.json")) as file:
+            return json.load(file)
+    except (OSError, ValueError):
+        return None
+
+
+def run_state(run_dir):
+    """NEW, RESUME, FINISHED or DIVERGED, from what the run directory holds."""
+    status = read_status(run_dir)
+    if status is not None:
+        if status.get("status") == FINISHED:
+            return FINISHED
+        if status.get("status") == DIVERGED:
+            return DIVERGED
+    if os.path.exists(os.path.join(run_dir, "config.json")):
+        return RESUME
+    return NEW
+
+
+def train_command(run, run_dir, budget, python=None):
+    """The `gradattn-train` command line of one cell (always with --resume:
+    it starts a run that does not exist and continues one that does)."""
+    command = [
+        python or sys.executable, "-m", "keras_gradattn.cli.train",
+        "--dataset", run.dataset, "--model", run.model, "--seed", str(run.seed),
+        "--backend", run.backend, "--output-dir", run_dir, "--resume", "--verbose", "2",
+    ]  # fmt: skip
+    command += budget.train_arguments()
+    for text in run.model_args:
+        command += ["--model-arg", text]
+    return command
+
+
+def training_environment(backend):
+    """The environment of a run's subprocess: its backend, this checkout on the path."""
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    environment = dict(os.environ, KERAS_BACKEND=backend)
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [package_parent, environment.get("PYTHONPATH")])
+    )
+    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    environment["PYTHONUNBUFFERED"] = "1"
+    return environment
+
+
+def run_subprocess(command, log_path, environment, timeout=None):
+    """Runs `command` with its output appended to `log_path`.
+
+    Returns the exit status, or None when it ran past `timeout` seconds (it
+    is then stopped with SIGTERM, SIGKILL after a grace period; its run
+    directory stays resumable). Ctrl-C stops the run's whole process group
+    and is re-raised.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+    with open(log_path, "a") as log:
+        log.write(f"\n$ {' '.join(command)}\n")
+        log.flush()
+        # Its own session, so stopping it also stops anything it started.
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
+        )
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            return None
+        except BaseException:
+            _stop(process)
+            raise
+
+
+def _stop(process):
+    for sent_signal, wait_seconds in ((signal.SIGTERM, _TERMINATE_GRACE_SECONDS), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sent_signal)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait_seconds)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def collect_run(run_dir, destination):
+    """Copies the run's small text files (COLLECTED_FILES) into `destination`, atomically."""
+    copied = []
+    for name in COLLECTED_FILES:
+        source = os.path.join(run_dir, name)
+        if not os.path.exists(source):
+            continue
+        with open(source, "rb") as file:
+            atomic_write_bytes(os.path.join(destination, name), file.read())
+        copied.append(name)
+    return copied
+
+
+def remove_collected(destination):
+    """Deletes a collected run (used when its run directory no longer exists)."""
+    shutil.rmtree(destination, ignore_errors=True)
+
+
+@dataclasses.dataclass
+class Failure:
+    run: GridRun
+    reason: str
+    log_path: str
+
+
+@dataclasses.dataclass
+class GridOutcome:
+    ran: list = dataclasses.field(default_factory=list)
+    skipped: list = dataclasses.field(default_factory=list)
+    failed: list = dataclasses.field(default_factory=list)
+
+
+def format_duration(seconds):
+    if seconds is None:
+        return "unknown"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def last_log_line(log_path):
+    """The last non-empty line of a log, for one-line failure reports."""
+    try:
+        with open(log_path, errors="replace") as file:
+            lines = [line.strip() for line in file if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def run_grid(plan, runs_dir, budget, runner=None, on_finished=None, report=print,
+             clock=time.monotonic, run_timeout=None, python=None):
+    """Runs every cell of `plan` that is not finished, one at a time.
+
+    Args:
+        plan: list of `GridRun` (see `build_plan`).
+        runs_dir: where the run directories go.
+        budget: the shared flags (`Budget`).
+        runner: `runner(command, log_path, environment, timeout) -> exit status
+            or None (timed out)`; default `run_subprocess`. Tests pass a fake.
+        on_finished: called as `on_finished(run, run_dir)` after each run that
+            is (or already was) finished, e.g. to collect its files.
+        report: receives one progress line at a time.
+        run_timeout: seconds allowed per run (None: no limit).
+
+    Returns:
+        A `GridOutcome`: runs run, skipped (already finished) and failed (with
+        the reason and the log). A failure never stops the grid.
+    """
+    runner = runner or run_subprocess
+    outcome = GridOutcome()
+    started = clock()
+    durations = []
+    states = {run: run_state(os.path.join(runs_dir, run.relative_dir)) for run in plan}
+    remaining = sum(1 for state in states.values() if state in (NEW, RESUME))
+    for index, run in enumerate(plan, start=1):
+        run_dir = os.path.join(runs_dir, run.relative_dir)
+        prefix = f"run {index}/{len(plan)}: {run.label}"
+        state = run_state(run_dir)
+        if state == FINISHED:
+            outcome.skipped.append(run)
+            report(f"{prefix}: finished already, skipped")
+            if on_finished:
+                on_finished(run, run_dir)
+            continue
+        log_path = os.path.join(runs_dir, "logs", run.relative_dir.replace(os.sep, "-") + ".log")
+        if state == DIVERGED:
+            status = read_status(run_dir) or {}
+            reason = f"diverged in an earlier attempt ({status.get('message', 'see status.json')})"
+            outcome.failed.append(Failure(run, reason, log_path))
+            report(f"{prefix}: {reason}; not retried")
+            if on_finished:
+                on_finished(run, run_dir)
+            continue
+        eta = (sum(durations) / len(durations)) * remaining if durations else None
+        report(
+            f"{prefix}: {'starting' if state == NEW else 'resuming'} | elapsed "
+            f"{format_duration(clock() - started)} | ETA {format_duration(eta)} | log {log_path}"
+        )
+        run_started = clock()
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        command = train_command(run, run_dir, budget, python=python)
+        exit_status = runner(command, log_path, training_environment(run.backend), run_timeout)
+        duration = clock() - run_started
+        durations.append(duration)
+        remaining -= 1
+        final_state = run_state(run_dir)
+        if exit_status == 0 and final_state == FINISHED:
+            outcome.ran.append(run)
+            report(f"{prefix}: finished in {format_duration(duration)}")
+        else:
+            if exit_status is None:
+                reason = f"timed out after {format_duration(run_timeout)} (resumable)"
+            elif exit_status == 0:
+                reason = f"exit 0 but status is {final_state!r}"
+            else:
+                reason = f"exit {exit_status}: {last_log_line(log_path)}"
+            outcome.failed.append(Failure(run, reason, log_path))
+            report(f"{prefix}: FAILED after {format_duration(duration)}: {reason}")
+        if on_finished and final_state in (FINISHED, DIVERGED):
+            on_finished(run, run_dir)
+    report(
+        f"grid done in {format_duration(clock() - started)}: {len(outcome.ran)} run, "
+        f"{len(outcome.skipped)} already finished, {len(outcome.failed)} failed"
+    )
+    for failure in outcome.failed:
+        report(f"  failed: {failure.run.label}: {failure.reason} (log: {failure.log_path})")
+    return outcome
