@@ -37,6 +37,15 @@ import subprocess
 import sys
 import tempfile
 
+from keras_gradattn.cli.arguments import BadInput as _BadInput
+from keras_gradattn.cli.arguments import HelpFormatter
+from keras_gradattn.cli.arguments import OneLineErrorParser
+from keras_gradattn.cli.arguments import key_value_text
+from keras_gradattn.cli.arguments import names as name_list
+from keras_gradattn.cli.arguments import names_from
+from keras_gradattn.cli.arguments import positive_int
+from keras_gradattn.cli.arguments import positive_ints
+
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_MODELS = ("resnet18", "gradattn_nope", "gradattn_learned_pe", "gradattn_rope")
 BASELINE = "resnet18"
@@ -68,55 +77,6 @@ MAX_TORCH_OVER_JAX = 2.0
 MIN_PIPELINE_OVER_MODEL = 3.0
 
 
-class _BadInput(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise _BadInput(message)
-
-
-def _choices(allowed, name):
-    def parse(text):
-        items = [item.strip() for item in text.split(",") if item.strip()]
-        unknown = [item for item in items if allowed and item not in allowed]
-        if not items or unknown:
-            raise argparse.ArgumentTypeError(
-                f"{name} {text!r}: expected a comma-separated list of {', '.join(allowed)}"
-            )
-        return items
-
-    return parse
-
-
-def _names(text):
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of names, got {text!r}")
-    return items
-
-
-def _positive_ints(text):
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
-    return values
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _shape(text):
     try:
         shape = tuple(int(part) for part in text.lower().split("x"))
@@ -127,43 +87,36 @@ def _shape(text):
     return shape
 
 
-def _key_value(text):
-    key, separator, value = text.partition("=")
-    if not separator or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return text
-
-
 def build_parser():
-    parser = _Parser(
+    parser = OneLineErrorParser(
         prog="benchmark.py",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add = parser.add_argument
-    add("--backends", type=_choices(BACKENDS, "backends"), default=list(BACKENDS),
+    add("--backends", type=names_from(BACKENDS, "backends"), default=list(BACKENDS),
         help="backends, each measured in its own subprocess")
-    add("--models", type=_names, default=list(DEFAULT_MODELS),
+    add("--models", type=name_list, default=list(DEFAULT_MODELS),
         help=f"create_model names; step-time ratios are taken against {BASELINE}")
     add("--input-shape", type=_shape, default=(28, 28, 1), help="HxWxC of the model benchmark")
-    add("--num-classes", type=_positive_int, default=10)
-    add("--batch-sizes", type=_positive_ints, default=[32, 128])
-    add("--precisions", type=_choices(PRECISIONS, "precisions"), default=list(PRECISIONS))
+    add("--num-classes", type=positive_int, default=10)
+    add("--batch-sizes", type=positive_ints, default=[32, 128])
+    add("--precisions", type=names_from(PRECISIONS, "precisions"), default=list(PRECISIONS))
     add("--jit-modes", default="auto",
         help="'auto' (TensorFlow and JAX: on,off; torch: off) or a list of on,off for every backend")
-    add("--rounds", type=_positive_int, default=5,
+    add("--rounds", type=positive_int, default=5,
         help="interleaved timing rounds after one untimed warm-up call each; the median counts")
-    add("--steps-per-round", type=_positive_int, default=10, help="steps per timed fit/predict call")
-    add("--eager-steps-per-round", type=_positive_int, default=2,
+    add("--steps-per-round", type=positive_int, default=10, help="steps per timed fit/predict call")
+    add("--eager-steps-per-round", type=positive_int, default=2,
         help="steps per call for JAX run_eagerly, which is slow")
-    add("--model-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+    add("--model-arg", action="append", type=key_value_text, default=[], metavar="KEY=VALUE",
         help="create_model override for every model (e.g. stem_width=8 for a smoke test)")
-    add("--pipelines", type=_choices(PIPELINE_KINDS, "pipelines"), default=list(PIPELINE_KINDS))
-    add("--pipeline-sources", type=_choices(tuple(PIPELINE_SOURCES), "pipeline sources"),
+    add("--pipelines", type=names_from(PIPELINE_KINDS, "pipelines"), default=list(PIPELINE_KINDS))
+    add("--pipeline-sources", type=names_from(tuple(PIPELINE_SOURCES), "pipeline sources"),
         default=list(PIPELINE_SOURCES), help="source formats whose training pipeline is measured")
-    add("--pipeline-batches", type=_positive_int, default=20, help="batches per timed pipeline round")
-    add("--pipeline-batch-size", type=_positive_int, default=128)
-    add("--pipeline-models", type=_names, default=["resnet18", "gradattn_learned_pe"],
+    add("--pipeline-batches", type=positive_int, default=20, help="batches per timed pipeline round")
+    add("--pipeline-batch-size", type=positive_int, default=128)
+    add("--pipeline-models", type=name_list, default=["resnet18", "gradattn_learned_pe"],
         help="models whose training rate at each dataset's input size is the pipeline's demand "
         "(the fastest of them counts)")
     add("--data-dir", default=None, help="where the FashionMNIST IDX files are (default: discovery)")

@@ -25,6 +25,14 @@ import re
 import shlex
 import sys
 
+from keras_gradattn.cli.arguments import BadInput as _BadInput
+from keras_gradattn.cli.arguments import HelpFormatter
+from keras_gradattn.cli.arguments import OneLineErrorParser
+from keras_gradattn.cli.arguments import key_value_text
+from keras_gradattn.cli.arguments import names as name_list
+from keras_gradattn.cli.arguments import non_negative_int
+from keras_gradattn.cli.arguments import positive_int
+
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_MODELS = ("resnet18", "gradattn_nope", "gradattn_learned_pe", "gradattn_rope")
 DEFAULT_SEEDS = (42, 43, 44)
@@ -39,23 +47,6 @@ GRID_FLAGS = (
 _EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-class _BadInput(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        # One line, not argparse's usage block.
-        raise _BadInput(message)
-
-
-def _names(text):
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of names, got {text!r}")
-    return names
-
-
 def _seeds(text):
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
@@ -68,35 +59,8 @@ def _seeds(text):
     return seeds
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _key_value(text):
-    key, separator, _ = text.partition("=")
-    if not separator or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return text
-
-
 def build_parser():
-    parser = _Parser(
+    parser = OneLineErrorParser(
         prog=PROG,
         description=(
             "Run a grid of gradattn-train runs (datasets x models x seeds x backends) with the "
@@ -104,37 +68,37 @@ def build_parser():
             "paired differences against the baseline with an exact sign-flip test, the paper's "
             "figures beside ours."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add = parser.add_argument
     add("--experiment", help="experiment name: results go to <results-root>/<experiment>/")
-    add("--datasets", type=_names, default=None,
+    add("--datasets", type=name_list, default=None,
         help=f"comma-separated dataset names (default: {','.join(DEFAULT_DATASETS)})")
-    add("--models", type=_names, default=None,
+    add("--models", type=name_list, default=None,
         help=f"comma-separated model names (default: {','.join(DEFAULT_MODELS)})")
     add("--seeds", type=_seeds, default=None,
         help=f"comma-separated positive seeds (default: {','.join(map(str, DEFAULT_SEEDS))})")
-    add("--backends", type=_names, default=None,
+    add("--backends", type=name_list, default=None,
         help="comma-separated Keras backends (default: $KERAS_BACKEND, else jax)")
-    add("--epochs", type=_positive_int, default=None,
+    add("--epochs", type=positive_int, default=None,
         help="maximum epochs per run (default: gradattn-train's, the paper's 100)")
-    add("--max-train-samples", type=_positive_int, default=None,
+    add("--max-train-samples", type=positive_int, default=None,
         help="train on a seeded subset of N images (validation and test stay whole)")
-    add("--batch-size", type=_positive_int, default=None, help="default: the paper's (128)")
-    add("--probe-batches", type=_non_negative_int, default=None,
+    add("--batch-size", type=positive_int, default=None, help="default: the paper's (128)")
+    add("--probe-batches", type=non_negative_int, default=None,
         help="gradient-flow probe batches after training (default: gradattn-train's, 20)")
     add("--data-dir", default=None, help="passed to gradattn-train")
-    add("--model-arg", action="append", type=_key_value, default=None, metavar="KEY=VALUE",
+    add("--model-arg", action="append", type=key_value_text, default=None, metavar="KEY=VALUE",
         help="create_model override, repeatable; applied to every model of the grid that accepts "
         "KEY (encoder sizes: GradAttn models only); a KEY no model accepts is an error")
-    add("--dataset-arg", action="append", type=_key_value, default=None, metavar="KEY=VALUE",
+    add("--dataset-arg", action="append", type=key_value_text, default=None, metavar="KEY=VALUE",
         help="dataset option for gradattn-train (synthetic only), repeatable")
     add("--baseline", default="resnet18", help="the model every other model is paired against")
     add("--runs-dir", default=None, help="run directories (default: runs/reproduce/<experiment>)")
     add("--results-root", default="results", help="folder of the experiments' results")
     add("--docs", default=os.path.join("docs", "results.md"),
         help="markdown regenerated from every experiment under --results-root; 'off' to skip")
-    add("--run-timeout", type=_positive_int, default=None,
+    add("--run-timeout", type=positive_int, default=None,
         help="seconds allowed per run; a run past it is stopped and stays resumable")
     add("--title", default=None, help="heading of the experiment's README (kept in experiment.json)")
     add("--description", default=None,

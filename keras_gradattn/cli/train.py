@@ -21,27 +21,13 @@ import os
 import shlex
 import sys
 
+from keras_gradattn.cli.arguments import BadInput as _BadInput
+from keras_gradattn.cli.arguments import HelpFormatter
+from keras_gradattn.cli.arguments import OneLineErrorParser
+
 BACKENDS = ("tensorflow", "jax", "torch")
 EXIT_OK, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 PROG = "train.py"
-
-
-class _BadInput(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        # argparse prints the whole usage before its message; one line is enough.
-        raise _BadInput(message)
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    def _get_help_string(self, action):
-        # Show "(default: ...)" only where it says something the help does not.
-        if action.default in (None, False, []) or "default:" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
 
 
 def _key_value(text):
@@ -76,7 +62,7 @@ def build_parser():
     from keras_gradattn.models import list_models
     from keras_gradattn.training import protocol
 
-    parser = _Parser(
+    parser = OneLineErrorParser(
         prog=PROG,
         description=(
             "Train a GradAttn or baseline model with the paper's protocol (Adam 1e-3 with "
@@ -84,7 +70,7 @@ def build_parser():
             "best weights restored) and write a run directory: config.json, history.csv, "
             "best.keras, metrics.json, confusion_matrix.png, logs/."
         ),
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add = parser.add_argument
     add("--dataset", default="digits",

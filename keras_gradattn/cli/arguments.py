@@ -1,0 +1,85 @@
+"""Argument parsing shared by the command-line programs.
+
+Every program reports bad input as one line on stderr and exit status 2, never
+argparse's usage block or a traceback: `OneLineErrorParser.error` raises
+`BadInput`, which each `main` turns into that line.
+"""
+
+import argparse
+
+
+class BadInput(Exception):
+    """A one-line description of what was wrong with the command line."""
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    def error(self, message):
+        # argparse prints the whole usage before its message; one line is enough.
+        raise BadInput(message)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    def _get_help_string(self, action):
+        # Show "(default: ...)" only where it says something the help does not.
+        if action.default in (None, False, []) or "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_ints(text):
+    """A comma-separated list of positive integers, e.g. "32,128"."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values
+
+
+def names(text):
+    """A non-empty comma-separated list of names."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of names, got {text!r}")
+    return items
+
+
+def names_from(allowed, what):
+    """An argparse type: a comma-separated list whose items are all in `allowed`."""
+
+    def parse(text):
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if not items or any(item not in allowed for item in items):
+            raise argparse.ArgumentTypeError(f"{what} {text!r}: expected a comma-separated list of {', '.join(allowed)}")
+        return items
+
+    return parse
+
+
+def key_value_text(text):
+    """`KEY=VALUE`, kept as text (the program it is passed on to parses the value)."""
+    key, separator, _ = text.partition("=")
+    if not separator or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return text
