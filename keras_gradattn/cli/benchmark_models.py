@@ -15,6 +15,11 @@ import os
 import subprocess
 import sys
 
+from keras_gradattn.cli.arguments import BadInput
+from keras_gradattn.cli.arguments import HelpFormatter
+from keras_gradattn.cli.arguments import OneLineErrorParser
+from keras_gradattn.cli.arguments import positive_int
+
 DEFAULT_MODELS = "resnet18,gradattn_nope,gradattn_learned_pe,gradattn_rope"
 DEFAULT_SHAPES = "28x28x1,32x32x3"
 BASELINE = "resnet18"
@@ -50,10 +55,10 @@ def parse_list(allowed=None):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="benchmark_models.py",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--backends", type=parse_list(BACKENDS), default=list(BACKENDS),
                         help="backends to measure, each in its own subprocess")
@@ -62,12 +67,12 @@ def build_parser():
     parser.add_argument("--input-shapes", type=lambda t: [parse_shape(s) for s in t.split(",")],
                         default=[parse_shape(s) for s in DEFAULT_SHAPES.split(",")],
                         help="comma-separated HxWxC input shapes")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--num-classes", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=7,
+    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--num-classes", type=positive_int, default=10)
+    parser.add_argument("--rounds", type=positive_int, default=7,
                         help="interleaved timing rounds; the median round counts "
                              "(after one untimed round: compilation, allocation)")
-    parser.add_argument("--steps-per-round", type=int, default=10,
+    parser.add_argument("--steps-per-round", type=positive_int, default=10,
                         help="training steps per round (one `fit` epoch)")
     parser.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32")
     parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
@@ -176,10 +181,13 @@ def format_table(reports, args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if min(args.batch_size, args.rounds, args.steps_per_round) < 1:
-        parser.error("--batch-size, --rounds and --steps-per-round must be >= 1")
+    try:
+        args = build_parser().parse_args(argv)
+    except BadInput as error:
+        print(f"benchmark_models.py: error: {error}", file=sys.stderr)
+        return 2
+    except SystemExit as exit_request:  # --help
+        return exit_request.code or 0
     if args.worker:
         return run_worker(args)
 
