@@ -1,7 +1,6 @@
 """`gradattn-train` end to end: one shared run on digits, resume after a kill,
 and every kind of bad input (exit 2, one line on stderr, nothing written)."""
 
-import csv
 import gzip
 import json
 import os
