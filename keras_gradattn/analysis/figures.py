@@ -11,6 +11,7 @@ import numpy as np
 from keras_gradattn.analysis.statistics import EXPLODING_THRESHOLD
 from keras_gradattn.analysis.statistics import VANISHING_THRESHOLD
 from keras_gradattn.utils import atomic_path
+from keras_gradattn.utils.plotting import pyplot
 
 # Beyond this many rows a heat map labels only every k-th layer.
 MAX_LABELLED_ROWS = 40
@@ -18,12 +19,7 @@ _TINY = 1e-30  # keeps log10 finite for exact zeros
 
 
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _save(figure, path):

@@ -3,6 +3,7 @@
 import numpy as np
 
 from keras_gradattn.utils import atomic_path
+from keras_gradattn.utils.plotting import pyplot
 
 # Beyond this many classes, cells are too small for counts and tick labels.
 MAX_ANNOTATED_CLASSES = 20
@@ -14,11 +15,7 @@ def plot_confusion_matrix(matrix, path, class_names=None, title=None):
     Colours are row-normalised (per-class recall), so rare classes stay
     readable; cells show the counts while there are at most 20 classes.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    plt = pyplot()
     matrix = np.asarray(matrix)
     num_classes = len(matrix)
     names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
