@@ -37,6 +37,7 @@ PACKAGES = (
     "keras_gradattn.training",
     "keras_gradattn.callbacks",
     "keras_gradattn.analysis",
+    "keras_gradattn.experiments",
     "keras_gradattn.backend",
     "keras_gradattn.utils",
 )
@@ -47,6 +48,7 @@ MODULES = (
     "keras_gradattn.analysis.runs",
     "keras_gradattn.analysis.figures",
     "keras_gradattn.analysis.report",
+    "keras_gradattn.experiments.paper",
 )
 # Keras hooks every layer and model overrides; their meaning is Keras'.
 KERAS_HOOKS = {

@@ -39,7 +39,8 @@ COMMANDS = (
         (
             "Figures and a markdown report (`gradient_report.md`) from one or more run directories: the "
             "`GradientNormLogger` event files below each `RUN_DIR` and its `gradient_probe.json`. With "
-            "several runs it also draws them side by side. Exit status 2 on unreadable runs. See "
+            "several runs it also draws them side by side. Exit status 2 on unreadable runs. Installed as "
+            "`gradattn-analyze`. See "
             "[tensorboard.md](tensorboard.md) and [gradient_flow.md](gradient_flow.md)."
         ),
     ),
@@ -49,6 +50,25 @@ COMMANDS = (
             "Training throughput (images/s through `model.fit`, compilation excluded) of the paper's models "
             "per backend and input shape, and each GradAttn variant's step time over ResNet-18's. Each backend "
             "runs in its own subprocess."
+        ),
+    ),
+    (
+        "scripts/reproduce.py",
+        (
+            "A grid of `gradattn-train` runs (datasets x models x seeds x backends), one subprocess each, "
+            "that skips finished runs and resumes unfinished ones; then the tables: mean +- std per cell, "
+            "paired differences against ResNet-18 with an exact sign-flip test, cross-backend spread, the "
+            "paper's figures beside ours. Installed as `gradattn-reproduce`. See [reproduce.md](reproduce.md) "
+            "and [results.md](results.md). Exit status: 0 done, 1 some runs failed, 2 bad input, 130 interrupted."
+        ),
+    ),
+    (
+        "scripts/benchmark.py",
+        (
+            "Training and inference images/s per backend x model x batch size x precision x compilation "
+            "mode, the input pipelines' own throughput per source format, and the throughput targets checked "
+            "in one run. Installed as `gradattn-benchmark`. Figures measured so far: "
+            "[benchmarks.md](benchmarks.md)."
         ),
     ),
     (
@@ -127,7 +147,8 @@ def generate():
         (
             "Every command is a thin script under `scripts/` around a module of `keras_gradattn.cli` (or a "
             "small tool of its own); run it from a checkout as `PYTHONPATH=. python scripts/NAME.py` "
-            "(all but `train.py` also find the checkout by themselves), or as `gradattn-train` once the "
+            "(all but `train.py` also find the checkout by themselves), or as its console command "
+            "(`gradattn-train`, `gradattn-analyze`, `gradattn-reproduce`, `gradattn-benchmark`) once the "
             "package is installed. Below, each "
             f"command's `--help`, verbatim, as printed at a terminal width of {COLUMNS} columns "
             f"(`COLUMNS={COLUMNS}`). `scripts/setup.sh` (creates `.venv/`) and `scripts/test.sh` (runs the "
