@@ -1,0 +1,15 @@
+"""The committed results page matches the committed results it is generated from."""
+
+import os
+
+from keras_gradattn.experiments import report
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_docs_results_is_regenerated_from_the_committed_results():
+    results_root = os.path.join(REPOSITORY, "results")
+    expected = report.results_document(results_root, command="python scripts/reproduce.py --docs-only")
+    with open(os.path.join(REPOSITORY, "docs", "results.md")) as file:
+        committed = file.read()
+    assert committed == expected, "docs/results.md is stale: run `python scripts/reproduce.py --docs-only`"
