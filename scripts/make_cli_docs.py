@@ -197,19 +197,9 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     text = generate()
-    if args.check:
-        with open(args.output, encoding="utf-8") as file:
-            if file.read() != text:
-                print(
-                    f"{args.output} is stale: run python scripts/make_cli_docs.py",
-                    file=sys.stderr,
-                )
-                return 1
-        return 0
-    with open(args.output, "w", encoding="utf-8") as file:
-        file.write(text)
-    print(args.output)
-    return 0
+    from keras_gradattn.utils.io import write_or_check_generated
+
+    return write_or_check_generated(args.output, text, args.check, "python scripts/make_cli_docs.py")
 
 
 if __name__ == "__main__":

@@ -42,3 +42,17 @@ def test_written_files_get_ordinary_permissions(tmp_path):
     target = tmp_path / "metrics.json"
     atomic_write_json(target, {})
     assert os.stat(target).st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_write_or_check_generated(tmp_path, capsys):
+    from keras_gradattn.utils.io import write_or_check_generated
+
+    target = tmp_path / "api.md"
+    assert write_or_check_generated(str(target), "v1\n", check=True, regenerate_command="make") == 1
+    assert not target.exists()  # checking never writes
+    assert write_or_check_generated(str(target), "v1\n", check=False, regenerate_command="make") == 0
+    assert target.read_text() == "v1\n"
+    assert write_or_check_generated(str(target), "v1\n", check=True, regenerate_command="make") == 0
+    assert write_or_check_generated(str(target), "v2\n", check=True, regenerate_command="make") == 1
+    assert target.read_text() == "v1\n"
+    assert "is stale: run make" in capsys.readouterr().err

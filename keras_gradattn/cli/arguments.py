@@ -77,6 +77,17 @@ def names_from(allowed, what):
     return parse
 
 
+def image_shape(text):
+    """`HxWxC`, e.g. "28x28x1", as a tuple of three positive integers."""
+    try:
+        shape = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"input shape {text!r} is not HxWxC with positive integers, e.g. 28x28x1")
+    return shape
+
+
 def key_value_text(text):
     """`KEY=VALUE`, kept as text (the program it is passed on to parses the value)."""
     key, separator, _ = text.partition("=")

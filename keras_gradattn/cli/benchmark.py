@@ -40,6 +40,7 @@ import tempfile
 from keras_gradattn.cli.arguments import BadInput as _BadInput
 from keras_gradattn.cli.arguments import HelpFormatter
 from keras_gradattn.cli.arguments import OneLineErrorParser
+from keras_gradattn.cli.arguments import image_shape
 from keras_gradattn.cli.arguments import key_value_text
 from keras_gradattn.cli.arguments import names as name_list
 from keras_gradattn.cli.arguments import names_from
@@ -77,16 +78,6 @@ MAX_TORCH_OVER_JAX = 2.0
 MIN_PIPELINE_OVER_MODEL = 3.0
 
 
-def _shape(text):
-    try:
-        shape = tuple(int(part) for part in text.lower().split("x"))
-    except ValueError:
-        shape = ()
-    if len(shape) != 3 or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"input shape {text!r} is not HxWxC with positive integers, e.g. 28x28x1")
-    return shape
-
-
 def build_parser():
     parser = OneLineErrorParser(
         prog="benchmark.py",
@@ -98,7 +89,7 @@ def build_parser():
         help="backends, each measured in its own subprocess")
     add("--models", type=name_list, default=list(DEFAULT_MODELS),
         help=f"create_model names; step-time ratios are taken against {BASELINE}")
-    add("--input-shape", type=_shape, default=(28, 28, 1), help="HxWxC of the model benchmark")
+    add("--input-shape", type=image_shape, default=(28, 28, 1), help="HxWxC of the model benchmark")
     add("--num-classes", type=positive_int, default=10)
     add("--batch-sizes", type=positive_ints, default=[32, 128])
     add("--precisions", type=names_from(PRECISIONS, "precisions"), default=list(PRECISIONS))

@@ -18,6 +18,9 @@ import sys
 from keras_gradattn.cli.arguments import BadInput
 from keras_gradattn.cli.arguments import HelpFormatter
 from keras_gradattn.cli.arguments import OneLineErrorParser
+from keras_gradattn.cli.arguments import image_shape
+from keras_gradattn.cli.arguments import names
+from keras_gradattn.cli.arguments import names_from
 from keras_gradattn.cli.arguments import positive_int
 
 DEFAULT_MODELS = "resnet18,gradattn_nope,gradattn_learned_pe,gradattn_rope"
@@ -28,44 +31,18 @@ TARGET_RATIOS = {"jax": 1.10, "tensorflow": 1.10, "torch": 1.20}
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
-def parse_shape(text):
-    try:
-        shape = tuple(int(part) for part in text.lower().split("x"))
-    except ValueError:
-        shape = ()
-    if len(shape) != 3 or min(shape) < 1:
-        raise argparse.ArgumentTypeError(
-            f"input shape {text!r} is not HxWxC with positive integers, e.g. 28x28x1"
-        )
-    return shape
-
-
-def parse_list(allowed=None):
-    def parse(text):
-        items = [item.strip() for item in text.split(",") if item.strip()]
-        unknown = [item for item in items if allowed and item not in allowed]
-        if not items or unknown:
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: expected a comma-separated list"
-                + (f" of {', '.join(allowed)}" if allowed else "")
-            )
-        return items
-
-    return parse
-
-
 def build_parser():
     parser = OneLineErrorParser(
         prog="benchmark_models.py",
         description=__doc__.split("\n\n")[0],
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--backends", type=parse_list(BACKENDS), default=list(BACKENDS),
+    parser.add_argument("--backends", type=names_from(BACKENDS, "backends"), default=list(BACKENDS),
                         help="backends to measure, each in its own subprocess")
-    parser.add_argument("--models", type=parse_list(), default=DEFAULT_MODELS.split(","),
+    parser.add_argument("--models", type=names, default=DEFAULT_MODELS.split(","),
                         help=f"create_model names; ratios are taken against {BASELINE}")
-    parser.add_argument("--input-shapes", type=lambda t: [parse_shape(s) for s in t.split(",")],
-                        default=[parse_shape(s) for s in DEFAULT_SHAPES.split(",")],
+    parser.add_argument("--input-shapes", type=lambda text: [image_shape(part) for part in text.split(",")],
+                        default=[image_shape(part) for part in DEFAULT_SHAPES.split(",")],
                         help="comma-separated HxWxC input shapes")
     parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--num-classes", type=positive_int, default=10)

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import sys
 import tempfile
 
 
@@ -74,3 +75,24 @@ def _json_default(value):
     if isinstance(value, (set, frozenset)):
         return sorted(value)
     raise TypeError(f"Cannot write {type(value).__name__} to JSON: {value!r}")
+
+
+def write_or_check_generated(path, text, check, regenerate_command):
+    """Writes a generated file atomically, or with `check` only compares it.
+
+    Returns the exit status of a generator script: 0 written or up to date,
+    1 (with a line on stderr) when `check` finds the file stale or missing.
+    """
+    if check:
+        try:
+            with open(path, encoding="utf-8") as file:
+                current = file.read()
+        except FileNotFoundError:
+            current = None
+        if current != text:
+            print(f"{path} is stale: run {regenerate_command}", file=sys.stderr)
+            return 1
+        return 0
+    atomic_write_text(path, text)
+    print(path)
+    return 0
