@@ -183,11 +183,20 @@ def _methods(cls):
 
 
 def _source_file(obj):
+    # Decorators such as `contextlib.contextmanager` hide the function's own
+    # file behind their wrapper's; unwrap so the link points into the package.
     try:
-        path = inspect.getsourcefile(obj)
+        path = inspect.getsourcefile(inspect.unwrap(obj))
     except TypeError:
         return None
-    return os.path.relpath(path, REPOSITORY).replace(os.sep, "/") if path else None
+    if not path:
+        return None
+    relative = os.path.relpath(path, REPOSITORY)
+    # A file outside the repository would give a path that depends on where
+    # the clone lives, and the committed page would go stale on every machine.
+    if relative.startswith(os.pardir):
+        return None
+    return relative.replace(os.sep, "/")
 
 
 def _entry(module_name, name, obj, documented):

@@ -91,3 +91,12 @@ def test_public_names_come_from_the_package_init():
         assert name in names
     assert "layers" not in names  # a subpackage, documented on its own
     assert not [name for name in names if name.startswith("_")]
+
+
+def test_source_links_point_into_the_repository():
+    # A link outside the repository depends on where the clone lives (and on
+    # the Python install), so the committed page would be stale elsewhere.
+    links = re.findall(r"^Defined in `([^`]+)`\.$", make_api_docs.generate(), re.MULTILINE)
+    assert links
+    outside = sorted({link for link in links if not link.startswith("keras_gradattn/")})
+    assert not outside, f"source links outside the package: {outside}"
