@@ -53,6 +53,15 @@ COMMANDS = (
         ),
     ),
     (
+        "scripts/count_flops.py",
+        (
+            "FLOPs per image of the paper's models (forward, and forward + backward) from XLA's cost model, "
+            "and each model's ratio to ResNet-18: the floor a measured step-time ratio can reach. Always "
+            "counts in a JAX process, whatever `KERAS_BACKEND` says; compiles and runs nothing. See "
+            "[benchmarks.md](benchmarks.md#flops-what-the-ratio-targets-can-reach)."
+        ),
+    ),
+    (
         "scripts/reproduce.py",
         (
             "A grid of `gradattn-train` runs (datasets x models x seeds x backends), one subprocess each, "
