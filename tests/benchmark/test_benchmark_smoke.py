@@ -50,8 +50,14 @@ def test_pipeline_rows(tiny_report):
     by_source = {row["source"]: row for row in rows}
     assert by_source["sklearn"]["input_shape"] == "32x32x1"
     assert by_source["medmnist_npz"]["input_shape"] == "64x64x3"
+    # The demand is the model as users train it: Keras' default compilation,
+    # which on a machine without a GPU means no XLA for TensorFlow.
+    reference = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    reference.compile(jit_compile="auto")
+    default_jit = "on" if reference.jit_compile else "off"
     for row in rows:
         assert row["demand_model"] == "resnet18"
+        assert row["demand_jit"] == default_jit
         assert row["ratio_to_demand"] == pytest.approx(row["images_per_second"] / row["demand_images_per_second"])
 
 
