@@ -2,10 +2,13 @@
 
 Every program reports bad input as one line on stderr and exit status 2, never
 argparse's usage block or a traceback: `OneLineErrorParser.error` raises
-`BadInput`, which each `main` turns into that line.
+`BadInput`, which `parse_command_line` turns into that line.
 """
 
 import argparse
+import sys
+
+EXIT_BAD_INPUT = 2
 
 
 class BadInput(Exception):
@@ -16,6 +19,29 @@ class OneLineErrorParser(argparse.ArgumentParser):
     def error(self, message):
         # argparse prints the whole usage before its message; one line is enough.
         raise BadInput(message)
+
+
+def fail(program, message, code=EXIT_BAD_INPUT):
+    """Prints `program: error: message` as one line on stderr; returns `code`."""
+    print(f"{program}: error: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def parse_command_line(parser, argv, validate=None):
+    """Parses `argv`, then `validate(args)` if given (it raises `BadInput`).
+
+    Returns `(args, None)`, or `(None, exit_status)`: 0 after `--help`, 2 after
+    one line under the parser's `prog` saying what was wrong.
+    """
+    try:
+        args = parser.parse_args(argv)
+        if validate is not None:
+            validate(args)
+    except BadInput as error:
+        return None, fail(parser.prog, error)
+    except SystemExit as exit_request:  # --help
+        return None, exit_request.code or 0
+    return args, None
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -44,6 +44,7 @@ from keras_gradattn.cli.arguments import image_shape
 from keras_gradattn.cli.arguments import key_value_text
 from keras_gradattn.cli.arguments import names as name_list
 from keras_gradattn.cli.arguments import names_from
+from keras_gradattn.cli.arguments import parse_command_line
 from keras_gradattn.cli.arguments import positive_int
 from keras_gradattn.cli.arguments import positive_ints
 
@@ -523,14 +524,9 @@ def format_targets(checks):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else [str(argument) for argument in argv]
-    try:
-        args = build_parser().parse_args(argv)
-        _check_args(args)
-    except _BadInput as error:
-        print(f"benchmark.py: error: {error}", file=sys.stderr)
-        return 2
-    except SystemExit as exit_request:  # --help
-        return exit_request.code or 0
+    args, status = parse_command_line(build_parser(), argv, validate=_check_args)
+    if args is None:
+        return status
     if args.worker:
         return run_worker(args)
 

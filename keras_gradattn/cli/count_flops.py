@@ -21,11 +21,11 @@ import os
 import subprocess
 import sys
 
-from keras_gradattn.cli.arguments import BadInput
 from keras_gradattn.cli.arguments import HelpFormatter
 from keras_gradattn.cli.arguments import OneLineErrorParser
 from keras_gradattn.cli.arguments import image_shape
 from keras_gradattn.cli.arguments import names
+from keras_gradattn.cli.arguments import parse_command_line
 from keras_gradattn.cli.arguments import positive_int
 
 DEFAULT_MODELS = "resnet18,plain_resnet18,gradattn_nope,gradattn_learned_pe,gradattn_rope"
@@ -130,13 +130,9 @@ def format_table(rows, args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    try:
-        args = build_parser().parse_args(argv)
-    except BadInput as error:
-        print(f"count_flops.py: error: {error}", file=sys.stderr)
-        return 2
-    except SystemExit as exit_request:  # --help
-        return exit_request.code or 0
+    args, status = parse_command_line(build_parser(), argv)
+    if args is None:
+        return status
 
     import keras
 

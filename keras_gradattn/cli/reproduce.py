@@ -28,6 +28,8 @@ import sys
 from keras_gradattn.cli.arguments import BadInput as _BadInput
 from keras_gradattn.cli.arguments import HelpFormatter
 from keras_gradattn.cli.arguments import OneLineErrorParser
+from keras_gradattn.cli.arguments import fail
+from keras_gradattn.cli.arguments import parse_command_line
 from keras_gradattn.cli.arguments import key_value_text
 from keras_gradattn.cli.arguments import names as name_list
 from keras_gradattn.cli.arguments import non_negative_int
@@ -114,8 +116,7 @@ def build_parser():
 
 
 def _fail(message, code=EXIT_BAD_INPUT):
-    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
-    return code
+    return fail(PROG, message, code)
 
 
 def _check_mode(args):
@@ -187,12 +188,9 @@ def _resolve_grid(args):
 def main(argv=None):
     """Runs `gradattn-reproduce` with `argv` (default: the command line); returns the exit status."""
     argv = sys.argv[1:] if argv is None else [str(argument) for argument in argv]
-    try:
-        args = build_parser().parse_args(argv)
-    except _BadInput as error:
-        return _fail(str(error))
-    except SystemExit as exit_request:  # --help
-        return exit_request.code or 0
+    args, status = parse_command_line(build_parser(), argv)
+    if args is None:
+        return status
     problem = _check_mode(args)
     if problem:
         return _fail(problem)

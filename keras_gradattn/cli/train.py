@@ -21,9 +21,10 @@ import os
 import shlex
 import sys
 
-from keras_gradattn.cli.arguments import BadInput as _BadInput
 from keras_gradattn.cli.arguments import HelpFormatter
 from keras_gradattn.cli.arguments import OneLineErrorParser
+from keras_gradattn.cli.arguments import fail
+from keras_gradattn.cli.arguments import parse_command_line
 
 BACKENDS = ("tensorflow", "jax", "torch")
 EXIT_OK, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
@@ -175,8 +176,7 @@ def rerun_command(config, backend):
 
 
 def _fail(message, code=EXIT_BAD_INPUT):
-    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
-    return code
+    return fail(PROG, message, code)
 
 
 def _choose_backend(requested, argv, as_program):
@@ -213,12 +213,9 @@ def main(argv=None):
     the exit status."""
     as_program = argv is None
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
-    try:
-        args = build_parser().parse_args(argv)
-    except _BadInput as error:
-        return _fail(str(error))
-    except SystemExit as exit_request:  # --help
-        return exit_request.code or 0
+    args, status = parse_command_line(build_parser(), argv)
+    if args is None:
+        return status
     problem = _choose_backend(args.backend, argv, as_program)
     if problem:
         return _fail(problem)
