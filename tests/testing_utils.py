@@ -1,7 +1,12 @@
 """Helpers shared by the tests."""
 
+import importlib.util
+import os
+
 import keras
 import numpy as np
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Narrow widths keep every model test fast on a 2-core CPU while exercising
 # the same code paths as the paper's widths.
@@ -59,3 +64,11 @@ def compile_fast(model, **kwargs):
         kwargs.setdefault("run_eagerly", True)
     model.compile(**kwargs)
     return model
+
+
+def load_script(name):
+    """Imports `scripts/<name>.py`, which is not part of any package, as a module."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPOSITORY, "scripts", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

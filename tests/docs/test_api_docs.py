@@ -7,25 +7,20 @@ function is missing from it, or when a new subpackage is not covered.
 """
 
 import importlib
-import importlib.util
 import os
 import pkgutil
 import re
 
 import keras_gradattn
 
-REPOSITORY = os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-)
+from testing_utils import REPOSITORY
+from testing_utils import load_script
+
 API_DOC = os.path.join(REPOSITORY, "docs", "api.md")
 # Command-line modules are documented in docs/cli.md, from their --help.
 NOT_IN_API_DOC = {"keras_gradattn.cli"}
 
-_spec = importlib.util.spec_from_file_location(
-    "make_api_docs", os.path.join(REPOSITORY, "scripts", "make_api_docs.py")
-)
-make_api_docs = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_api_docs)
+make_api_docs = load_script("make_api_docs")
 
 
 def _committed():

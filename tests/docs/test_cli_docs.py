@@ -7,7 +7,6 @@ was not regenerated, or when a script is missing from the page.
 """
 
 import glob
-import importlib.util
 import os
 import re
 import subprocess
@@ -15,16 +14,12 @@ import sys
 
 import pytest
 
-REPOSITORY = os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-)
+from testing_utils import REPOSITORY
+from testing_utils import load_script
+
 CLI_DOC = os.path.join(REPOSITORY, "docs", "cli.md")
 
-_spec = importlib.util.spec_from_file_location(
-    "make_cli_docs", os.path.join(REPOSITORY, "scripts", "make_cli_docs.py")
-)
-make_cli_docs = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_cli_docs)
+make_cli_docs = load_script("make_cli_docs")
 
 
 def _committed():

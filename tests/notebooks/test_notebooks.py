@@ -11,7 +11,6 @@ suite. The cheap check of the committed files runs under every backend.
 """
 
 import base64
-import importlib.util
 import os
 import time
 
@@ -19,9 +18,9 @@ import keras
 import nbformat
 import pytest
 
-REPOSITORY = os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-)
+from testing_utils import REPOSITORY
+from testing_utils import load_script
+
 NOTEBOOK_DIR = os.path.join(REPOSITORY, "notebooks")
 NOTEBOOKS = sorted(name for name in os.listdir(NOTEBOOK_DIR) if name.endswith(".ipynb"))
 # Seconds per notebook. Measured under JAX on a 2-core CPU shared with two
@@ -30,11 +29,7 @@ TIMEOUT = 600
 # Committed notebooks stay reviewable: figures, not megabytes of them.
 MAX_NOTEBOOK_BYTES = 1_000_000
 
-_spec = importlib.util.spec_from_file_location(
-    "execute_notebooks", os.path.join(REPOSITORY, "scripts", "execute_notebooks.py")
-)
-execute_notebooks = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(execute_notebooks)
+execute_notebooks = load_script("execute_notebooks")
 
 # A ResNet-10 of widths 8-32 and a 16-wide, 2-layer encoder: the same code
 # paths as the paper's model at a fraction of the compile and step time.
