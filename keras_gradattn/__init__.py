@@ -7,22 +7,51 @@ model = keras_gradattn.create_model("gradattn_learned_pe", num_classes=10,
 model.compile()
 model.fit(images, labels, epochs=10)
 ```
+
+Importing the package imports neither Keras nor a backend: the public names
+load (with the layers and models they need, and nothing else) on first use.
+Keras fixes its backend for the life of a process when it is imported, so
+this is what lets the command-line programs check their flags and apply
+`--backend` before Keras loads; a library never sets `KERAS_BACKEND` itself.
+
+A `.keras` file of these models loads with plain `keras.saving.load_model`,
+on any backend, once the models are loaded: after any use of a public name,
+or `import keras_gradattn.models`.
 """
 
-from keras_gradattn.backend_selection import select_backend
-
-# Before anything imports Keras: see backend_selection.py.
-select_backend()
-
-from keras_gradattn import layers  # noqa: E402
-from keras_gradattn.models import GradAttnClassifier  # noqa: E402
-from keras_gradattn.models import ImageClassifier  # noqa: E402
-from keras_gradattn.models import ResNetBackbone  # noqa: E402
-from keras_gradattn.models import create_model  # noqa: E402
-from keras_gradattn.models import describe_models  # noqa: E402
-from keras_gradattn.models import list_models  # noqa: E402
-from keras_gradattn.models import register_model  # noqa: E402
-from keras_gradattn.training import AdamL2  # noqa: E402
-from keras_gradattn.utils.parameters import count_parameters  # noqa: E402
+import importlib
 
 __version__ = "0.1.0"
+
+# Public name -> the module that defines it. Loading any of them loads
+# keras_gradattn.models, which registers every serializable class.
+_PUBLIC_NAMES = {
+    "GradAttnClassifier": "keras_gradattn.models",
+    "ImageClassifier": "keras_gradattn.models",
+    "ResNetBackbone": "keras_gradattn.models",
+    "create_model": "keras_gradattn.models",
+    "describe_models": "keras_gradattn.models",
+    "list_models": "keras_gradattn.models",
+    "register_model": "keras_gradattn.models",
+    "AdamL2": "keras_gradattn.optimizers",
+    "count_parameters": "keras_gradattn.utils.parameters",
+}
+_SUBPACKAGES = ("layers", "models", "optimizers")
+
+__all__ = [*_SUBPACKAGES, *_PUBLIC_NAMES, "__version__"]
+
+
+def __getattr__(name):
+    if name in _PUBLIC_NAMES:
+        importlib.import_module("keras_gradattn.models")
+        value = getattr(importlib.import_module(_PUBLIC_NAMES[name]), name)
+    elif name in _SUBPACKAGES:
+        value = importlib.import_module(f"keras_gradattn.{name}")
+    else:
+        raise AttributeError(f"module 'keras_gradattn' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

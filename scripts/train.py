@@ -1,25 +1,14 @@
 #!/usr/bin/env python
 """Thin wrapper around `keras_gradattn.cli.train` (the `gradattn-train` command).
 
-    PYTHONPATH=$PWD python scripts/train.py --dataset digits --epochs 5
-
-`--backend` is applied here, before anything imports Keras.
+    python scripts/train.py --dataset digits --epochs 5 --backend jax
 """
 
 import os
 import sys
 
-BACKENDS = ("tensorflow", "jax", "torch")
-for index, argument in enumerate(sys.argv[1:], start=1):
-    if argument.startswith("--backend="):
-        chosen = argument.split("=", 1)[1]
-    elif argument == "--backend" and index + 1 < len(sys.argv):
-        chosen = sys.argv[index + 1]
-    else:
-        continue
-    if chosen in BACKENDS:  # anything else: the parser reports it
-        os.environ["KERAS_BACKEND"] = chosen
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Runs from a checkout without installing the package.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from keras_gradattn.cli.train import main  # noqa: E402
 

@@ -1,15 +1,21 @@
-"""The only backend-specific code in the package: automatic differentiation.
+"""Backend-specific code: one small module per backend behind one function.
 
-Everything else is written with `keras.ops`. Each backend module exposes one
-function with the same contract, and `value_and_grad` below picks the one for
-the active Keras backend.
+Everything else in the package is written with `keras.ops`. The backend
+modules (`jax.py`, `tensorflow.py`, `torch.py`) each implement
+`value_and_grad` with their engine's automatic differentiation;
+`value_and_grad` below picks the one of the active Keras backend. (Private
+Keras API, which is not backend-specific, is confined to
+`keras_gradattn/utils/keras_internals.py`.)
+
+Importing this package imports no Keras: `BACKENDS` serves the command-line
+programs before they choose a backend.
 """
 
 import importlib
 
-import keras
-
-SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
+# The Keras backends the package supports, in the order a command falls
+# back to them when the configured one is not installed.
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def value_and_grad(fn, args):
@@ -28,10 +34,12 @@ def value_and_grad(fn, args):
 
 
 def _backend_module():
+    import keras
+
     name = keras.backend.backend()
-    if name not in SUPPORTED_BACKENDS:
+    if name not in BACKENDS:
         raise ValueError(
             f"keras_gradattn needs a backend with automatic differentiation; "
-            f"received KERAS_BACKEND={name!r}, allowed: {', '.join(SUPPORTED_BACKENDS)}"
+            f"received KERAS_BACKEND={name!r}, allowed: {', '.join(BACKENDS)}"
         )
     return importlib.import_module(f"keras_gradattn.backend.{name}")

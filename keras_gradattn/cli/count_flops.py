@@ -12,13 +12,12 @@ models equally efficiently, which is what the speed targets of
 
 It always runs on JAX, whatever KERAS_BACKEND says: only XLA exposes a cost
 model of a whole traced step, and the model's operations are the same on
-every backend. Nothing is compiled or run, so it takes seconds even on a CPU.
+every backend. (Called from Python after Keras was imported with another
+backend, `main` refuses in one line.) Nothing is compiled or run, so it takes seconds even on a CPU.
 XLA counts a convolution's multiply-adds where the window overlaps the image,
 not over the zero padding, and two FLOPs per multiply-add.
 """
 
-import os
-import subprocess
 import sys
 
 from keras_gradattn.cli.arguments import HelpFormatter
@@ -27,10 +26,13 @@ from keras_gradattn.cli.arguments import image_shape
 from keras_gradattn.cli.arguments import names
 from keras_gradattn.cli.arguments import parse_command_line
 from keras_gradattn.cli.arguments import positive_int
+from keras_gradattn.cli.arguments import fail
+from keras_gradattn.cli.keras_backend import choose_keras_backend
 
 DEFAULT_MODELS = "resnet18,plain_resnet18,gradattn_nope,gradattn_learned_pe,gradattn_rope"
 DEFAULT_SHAPES = "28x28x1,32x32x3,64x64x3,224x224x3"
 BASELINE = "resnet18"
+PROG = "count_flops.py"
 # FLOPs grow linearly with the batch; a few images keep any batch-1 special
 # case of the compiler out of the count.
 COUNTED_BATCH = 4
@@ -38,7 +40,7 @@ COUNTED_BATCH = 4
 
 def build_parser():
     parser = OneLineErrorParser(
-        prog="count_flops.py",
+        prog=PROG,
         description=__doc__.split("\n\n")[0],
         formatter_class=HelpFormatter,
     )
@@ -133,13 +135,9 @@ def main(argv=None):
     args, status = parse_command_line(build_parser(), argv)
     if args is None:
         return status
-
-    import keras
-
-    if keras.backend.backend() != "jax":
-        # The backend is fixed once Keras is imported: count in a JAX process.
-        command = [sys.executable, "-m", "keras_gradattn.cli.count_flops", *argv]
-        return subprocess.run(command, env={**os.environ, "KERAS_BACKEND": "jax"}).returncode
+    problem = choose_keras_backend("jax", flag="counting FLOPs needs the backend")
+    if problem:
+        return fail(PROG, problem)
 
     from keras_gradattn.utils import atomic_write_json
     from keras_gradattn.utils import atomic_write_text

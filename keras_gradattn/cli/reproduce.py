@@ -25,6 +25,7 @@ import re
 import shlex
 import sys
 
+from keras_gradattn.backend import BACKENDS
 from keras_gradattn.cli.arguments import BadInput as _BadInput
 from keras_gradattn.cli.arguments import HelpFormatter
 from keras_gradattn.cli.arguments import OneLineErrorParser
@@ -34,8 +35,8 @@ from keras_gradattn.cli.arguments import key_value_text
 from keras_gradattn.cli.arguments import names as name_list
 from keras_gradattn.cli.arguments import non_negative_int
 from keras_gradattn.cli.arguments import positive_int
+from keras_gradattn.cli.keras_backend import choose_keras_backend
 
-BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_MODELS = ("resnet18", "gradattn_nope", "gradattn_learned_pe", "gradattn_rope")
 DEFAULT_SEEDS = (42, 43, 44)
 DEFAULT_DATASETS = ("digits",)
@@ -188,6 +189,9 @@ def _resolve_grid(args):
 def main(argv=None):
     """Runs `gradattn-reproduce` with `argv` (default: the command line); returns the exit status."""
     argv = sys.argv[1:] if argv is None else [str(argument) for argument in argv]
+    # This process only plans and tabulates (each run chooses its own
+    # backend), but the model registry it checks names against loads Keras.
+    choose_keras_backend()
     args, status = parse_command_line(build_parser(), argv)
     if args is None:
         return status

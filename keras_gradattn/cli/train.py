@@ -9,24 +9,23 @@ stderr, nothing written), 3 training diverged (NaN/inf loss; recorded in the
 run's status.json), 130 interrupted. Flags are documented in docs/training.md
 and by `--help`.
 
-The flags are parsed before Keras is used, so `--backend` can still choose the
-backend: `scripts/train.py` sets it before anything imports Keras; the console
-script and `python -m` restart themselves once under the chosen backend when
-Keras was already imported with another one.
+The flags are parsed before Keras is imported, so `--backend` chooses the
+backend (keras_gradattn/cli/keras_backend.py).
 """
 
 import argparse
 import ast
-import os
 import shlex
 import sys
 
+from keras_gradattn.backend import BACKENDS
 from keras_gradattn.cli.arguments import HelpFormatter
 from keras_gradattn.cli.arguments import OneLineErrorParser
 from keras_gradattn.cli.arguments import fail
 from keras_gradattn.cli.arguments import parse_command_line
+from keras_gradattn.cli.keras_backend import choose_keras_backend
+from keras_gradattn.cli.keras_backend import requested_backend
 
-BACKENDS = ("tensorflow", "jax", "torch")
 EXIT_OK, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 PROG = "train.py"
 
@@ -179,44 +178,17 @@ def _fail(message, code=EXIT_BAD_INPUT):
     return fail(PROG, message, code)
 
 
-def _choose_backend(requested, argv, as_program):
-    """Makes `requested` the Keras backend, or says why it cannot."""
-    if requested is None:
-        return None
-    if "keras" not in sys.modules:
-        os.environ["KERAS_BACKEND"] = requested
-        return None
-    import keras
-
-    if keras.backend.backend() == requested:
-        return None
-    if not as_program:
-        return (
-            f"--backend {requested}: Keras was already imported with the "
-            f"{keras.backend.backend()} backend in this process; set KERAS_BACKEND={requested} "
-            "before importing Keras."
-        )
-    # Keras was imported (by this package) before the flags were read: start
-    # again with the backend chosen from the start.
-    environment = dict(os.environ, KERAS_BACKEND=requested)
-    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    environment["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [package_parent, environment.get("PYTHONPATH")])
-    )
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "keras_gradattn.cli.train", *argv], environment)
-
-
 def main(argv=None):
     """Runs `gradattn-train` with `argv` (default: the command line); returns
     the exit status."""
-    as_program = argv is None
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
+    problem = choose_keras_backend(requested_backend(argv))
+    if problem:
+        return _fail(problem)
     args, status = parse_command_line(build_parser(), argv)
     if args is None:
         return status
-    problem = _choose_backend(args.backend, argv, as_program)
+    problem = choose_keras_backend(args.backend)  # e.g. an abbreviated --back jax
     if problem:
         return _fail(problem)
 

@@ -3,6 +3,7 @@ import keras
 from keras_gradattn.layers.depth_token_encoder import DepthTokenEncoder
 from keras_gradattn.layers.depth_token_encoder import validate_positional_encoding
 from keras_gradattn.layers.tap_tokenizer import TapTokenizer
+from keras_gradattn.optimizers import AdamL2
 from keras_gradattn.utils import register_serializable
 
 
@@ -65,8 +66,6 @@ class Classifier(keras.Model):
         - metrics: top-1 accuracy, named `"accuracy"`.
         """
         if optimizer == "auto":
-            from keras_gradattn.training.optimizers import AdamL2
-
             optimizer = AdamL2(learning_rate=1e-3, l2=1e-4)
         if loss == "auto":
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

@@ -12,7 +12,6 @@ from keras_gradattn.training.callbacks import ResumableReduceLROnPlateau
 from keras_gradattn.training.callbacks import TrainingJournal
 from keras_gradattn.training.errors import TrainingDiverged
 from keras_gradattn.training.errors import TrainingSetupError
-from keras_gradattn.training.optimizers import AdamL2
 from keras_gradattn.training.protocol import build_callbacks
 from keras_gradattn.training.protocol import build_optimizer
 from keras_gradattn.training.trainer import TrainConfig

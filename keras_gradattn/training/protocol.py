@@ -15,7 +15,7 @@ import keras
 from keras_gradattn.callbacks import GradientNormLogger
 
 from keras_gradattn.training import callbacks as callbacks_lib
-from keras_gradattn.training.optimizers import AdamL2
+from keras_gradattn.optimizers import AdamL2
 
 MONITOR = "val_accuracy"
 MONITOR_MODE = "max"

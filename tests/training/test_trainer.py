@@ -6,7 +6,7 @@ import keras
 import pytest
 
 from keras_gradattn.training import protocol
-from keras_gradattn.training.optimizers import AdamL2
+from keras_gradattn.optimizers import AdamL2
 from keras_gradattn.training.trainer import TrainConfig
 from keras_gradattn.training.trainer import prepare
 from testing_utils import SMALL_BACKBONE

@@ -1,3 +1,5 @@
+"""Optimizers of the paper's protocol that Keras lacks: Adam with coupled L2."""
+
 import keras
 from keras import ops
 

@@ -1,0 +1,90 @@
+"""The one way every command chooses its Keras backend (standard library only).
+
+Keras fixes its backend for the life of a process when it is imported, from
+`KERAS_BACKEND` or else from `~/.keras/keras.json` (which Keras writes on its
+first import, naming TensorFlow). Importing `keras_gradattn` imports no
+Keras, so each command calls `choose_keras_backend` first thing, before its
+argument parser (which lists the registered models, and so imports Keras) is
+built:
+
+1. a backend the command asks for (`gradattn-train --backend jax`, or JAX
+   for `count_flops.py`) becomes `KERAS_BACKEND`;
+2. otherwise an explicit `KERAS_BACKEND`, or keras.json's backend when it is
+   installed, is kept;
+3. otherwise the first installed of TensorFlow, JAX and PyTorch is used, so
+   that a machine with only JAX or only PyTorch (`pip install
+   keras-gradattn[jax]`) runs every command without configuration.
+
+Once Keras is loaded (a command's `main` called from Python), the backend
+can no longer change: asking for another one is an error.
+"""
+
+import importlib.util
+import json
+import os
+import sys
+
+from keras_gradattn.backend import BACKENDS
+
+
+def keras_json_backend():
+    """The backend `~/.keras/keras.json` (or `$KERAS_HOME/keras.json`) names,
+    TensorFlow when there is none: what Keras would load."""
+    keras_home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    try:
+        with open(os.path.join(keras_home, "keras.json")) as config:
+            return json.load(config).get("backend") or "tensorflow"
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def is_installed(backend):
+    return importlib.util.find_spec(backend) is not None
+
+
+def requested_backend(argv):
+    """The value of `--backend NAME` / `--backend=NAME` in `argv` when it names
+    a backend, else None: a bad value is left for the command's parser, which
+    reports it with the allowed ones."""
+    for index, argument in enumerate(argv):
+        if argument == "--backend" and index + 1 < len(argv):
+            value = argv[index + 1]
+        elif argument.startswith("--backend="):
+            value = argument.split("=", 1)[1]
+        else:
+            continue
+        return value if value in BACKENDS else None
+    return None
+
+
+def choose_keras_backend(requested=None, flag="--backend"):
+    """Sets the Keras backend of this process before Keras is imported.
+
+    Args:
+        requested: a name from `BACKENDS`, or None for rules 2 and 3 above.
+        flag: how the request is named in the error message.
+
+    Returns:
+        None when the backend is (or will be) in force, else a one-line
+        problem for the command to report: Keras was already imported with
+        another backend.
+    """
+    if "keras" in sys.modules:
+        import keras
+
+        current = keras.backend.backend()
+        if requested is not None and requested != current:
+            return (
+                f"{flag} {requested}: Keras was already imported with the {current} backend in "
+                f"this process; set KERAS_BACKEND={requested} before importing Keras"
+            )
+        return None
+    if requested is not None:
+        os.environ["KERAS_BACKEND"] = requested
+    elif not os.environ.get("KERAS_BACKEND") and not is_installed(keras_json_backend()):
+        installed = [backend for backend in BACKENDS if is_installed(backend)]
+        if installed:
+            os.environ["KERAS_BACKEND"] = installed[0]
+    # TensorFlow's C++ start-up lines would sit above every message of ours.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return None
