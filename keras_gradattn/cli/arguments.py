@@ -27,14 +27,15 @@ def fail(program, message, code=EXIT_BAD_INPUT):
     return code
 
 
-def parse_command_line(parser, argv, validate=None):
-    """Parses `argv`, then `validate(args)` if given (it raises `BadInput`).
+def parse_command_line(parser, argv, validate=None, namespace=None):
+    """Parses `argv` (into `namespace`, whose values stand where no flag is
+    given), then `validate(args)` if given (it raises `BadInput`).
 
     Returns `(args, None)`, or `(None, exit_status)`: 0 after `--help`, 2 after
     one line under the parser's `prog` saying what was wrong.
     """
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(argv, namespace)
         if validate is not None:
             validate(args)
     except BadInput as error:
@@ -42,6 +43,18 @@ def parse_command_line(parser, argv, validate=None):
     except SystemExit as exit_request:  # --help
         return None, exit_request.code or 0
     return args, None
+
+
+def option_value(argv, flag):
+    """The value of `FLAG VALUE` / `FLAG=VALUE` in `argv` (the last one), or
+    None: for the few flags a command must read before its parser exists."""
+    value = None
+    for index, argument in enumerate(argv):
+        if argument == flag and index + 1 < len(argv):
+            value = argv[index + 1]
+        elif argument.startswith(flag + "="):
+            value = argument.split("=", 1)[1]
+    return value
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

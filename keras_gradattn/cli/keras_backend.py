@@ -25,6 +25,7 @@ import os
 import sys
 
 from keras_gradattn.backend import BACKENDS
+from keras_gradattn.cli.arguments import option_value
 
 
 def keras_json_backend():
@@ -46,15 +47,8 @@ def requested_backend(argv):
     """The value of `--backend NAME` / `--backend=NAME` in `argv` when it names
     a backend, else None: a bad value is left for the command's parser, which
     reports it with the allowed ones."""
-    for index, argument in enumerate(argv):
-        if argument == "--backend" and index + 1 < len(argv):
-            value = argv[index + 1]
-        elif argument.startswith("--backend="):
-            value = argument.split("=", 1)[1]
-        else:
-            continue
-        return value if value in BACKENDS else None
-    return None
+    value = option_value(argv, "--backend")
+    return value if value in BACKENDS else None
 
 
 def choose_keras_backend(requested=None, flag="--backend"):

@@ -14,53 +14,55 @@ backend (keras_gradattn/cli/keras_backend.py).
 """
 
 import argparse
-import ast
+import dataclasses
 import shlex
 import sys
 
 from keras_gradattn.backend import BACKENDS
+from keras_gradattn.cli.arguments import BadInput
 from keras_gradattn.cli.arguments import HelpFormatter
 from keras_gradattn.cli.arguments import OneLineErrorParser
 from keras_gradattn.cli.arguments import fail
+from keras_gradattn.cli.arguments import option_value
 from keras_gradattn.cli.arguments import parse_command_line
 from keras_gradattn.cli.keras_backend import choose_keras_backend
 from keras_gradattn.cli.keras_backend import requested_backend
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 PROG = "train.py"
+CONFIG_FLAG = "--config"
 
 
-def _key_value(text):
-    key, separator, value = text.partition("=")
-    if not separator or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        parsed = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        parsed = value  # a bare word, e.g. stem=cifar
-    return key.strip(), parsed
+def _flag_type(parse):
+    """An argparse type from a field's parser (ValueError -> its own message)."""
+    if parse in (str, int, float):
+        return parse  # argparse's own "invalid int value" messages
+
+    def convert(text):
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return convert
 
 
-def _gradient_log_freq(text):
-    if text in ("off", "0"):
-        return 0
-    if text == "epoch":
-        return "epoch"
-    try:
-        steps = int(text)
-    except ValueError:
-        steps = 0
-    if steps < 1:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a positive number of steps, 'epoch' or 'off'"
-        )
-    return steps
+def _fields():
+    from keras_gradattn.training import TrainConfig
+
+    return dataclasses.fields(TrainConfig)
+
+
+def flag_of(field_name):
+    """The flag that sets a `TrainConfig` field."""
+    return {field.name: field.metadata["flag"] for field in _fields()}[field_name]
 
 
 def build_parser():
+    """The parser, derived from `TrainConfig`'s fields, grouped as `GROUPS`."""
     from keras_gradattn.data.registry import list_datasets
     from keras_gradattn.models import list_models
-    from keras_gradattn.training import protocol
+    from keras_gradattn.training.config import GROUPS
 
     parser = OneLineErrorParser(
         prog=PROG,
@@ -72,60 +74,76 @@ def build_parser():
         ),
         formatter_class=HelpFormatter,
     )
-    add = parser.add_argument
-    add("--dataset", default="digits",
-        help=f"dataset name: {', '.join(list_datasets())}. 'digits' needs no download.")
-    add("--model", default="gradattn_learned_pe", help=f"model name: {', '.join(list_models())}")
-    add("--backend", choices=BACKENDS, default=None,
-        help="Keras backend; default: $KERAS_BACKEND, else Keras' own default")
-    add("--epochs", type=int, default=protocol.MAX_EPOCHS, help="maximum number of epochs")
-    add("--batch-size", type=int, default=None,
-        help="global batch size; default: the paper's for the dataset (128; 64 for pad_ufes_20)")
-    add("--lr", type=float, default=protocol.LEARNING_RATE, help="initial learning rate (Adam)")
-    add("--weight-decay", type=float, default=protocol.WEIGHT_DECAY,
-        help="weight decay, as coupled L2 added to the gradient (the paper's)")
-    add("--decoupled-weight-decay", action="store_true",
-        help="use AdamW (decoupled weight decay) instead of coupled L2")
-    add("--seed", type=int, default=protocol.SEED,
-        help="seeds Keras (weights, dropout), the data split, shuffling and augmentation")
-    add("--data-dir", default=None,
-        help="folder holding the dataset's files; default: $KERAS_GRADATTN_DATA and the usual folders")
-    add("--output-dir", default=None, help="run directory; default: runs/<dataset>-<model>-seed<seed>")
-    add("--split", choices=("paper", "official"), default="paper",
-        help="'paper': the paper's splits (70/15/15 re-split where it pooled); "
-        "'official': official train/test")
-    add("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32",
-        help="dtype policy; mixed_float16 adds loss scaling; logits stay float32")
-    add("--jit-compile", choices=("auto", "on", "off"), default="auto",
-        help="XLA/jit compilation of the train step ('auto': Keras decides)")
-    add("--max-train-samples", type=int, default=None,
-        help="train on a random subset of at most N examples (validation and test stay whole)")
-    add("--resume", action="store_true",
-        help="continue the run in --output-dir where it stopped (it must have the same flags); "
-        "starts it when it does not exist yet")
-    add("--distribute", action="store_true",
-        help="data-parallel training over all local devices (JAX DataParallel, TensorFlow "
-        "MirroredStrategy; not available on torch)")
-    add("--pipeline", choices=("auto", "tf.data", "pydataset"), default="auto",
-        help="input pipeline; 'auto': tf.data when TensorFlow is installed")
-    add("--model-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
-        help="model override passed to create_model, VALUE a Python literal (repeatable), "
-        "e.g. --model-arg stem=cifar --model-arg num_layers=2")
-    add("--dataset-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
-        help="dataset option (synthetic only: num_examples, image_size, channels, num_classes)")
-    add("--log-gradients", type=_gradient_log_freq, default=None, metavar="N|epoch|off",
-        help="log per-layer norms of the gradients the optimizer applies (no extra pass) to "
-        f"TensorBoard in RUN_DIR/logs/gradients every N steps or each epoch; default: every "
-        f"{protocol.GRADIENT_LOG_FREQ} steps, off with --distribute")
-    add("--probe-batches", type=int, default=protocol.PROBE_BATCHES,
-        help="after training, the paper's gradient-flow statistics (gradient of the loss with "
-        "respect to every Conv/Dense/encoder layer's output) on this many validation batches, "
-        "without changing the model: RUN_DIR/gradient_probe.json; 0 skips it")
-    output = parser.add_mutually_exclusive_group()
-    output.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
-                        help="Keras fit verbosity; default: 1 (progress bar) on a terminal, else 2")
+    groups = {name: parser.add_argument_group(name, description) for name, description in GROUPS.items()}
+    names = {"datasets": ", ".join(list_datasets()), "models": ", ".join(list_models())}
+    for field in _fields():
+        if field.name == "verbose":
+            continue  # with --quiet below: one of the two
+        meta = field.metadata
+        add = groups[meta["group"]].add_argument
+        common = dict(dest=field.name, help=meta["help"].format(**names))
+        if meta["kind"] == "switch":
+            add(meta["flag"], action="store_true", **common)
+        elif meta["kind"] == "pairs":
+            add(meta["flag"], action="append", type=_flag_type(meta["parse"]), default=[],
+                metavar=meta["metavar"], **common)  # fmt: skip
+        else:
+            add(meta["flag"], type=_flag_type(meta["parse"]), choices=meta["choices"], default=field.default,
+                metavar=meta["metavar"], **common)  # fmt: skip
+    run = groups["run"]
+    run.add_argument("--backend", choices=BACKENDS, default=None,
+                     help="Keras backend; default: the --config file's, else $KERAS_BACKEND, else Keras' own "
+                     "default (the first installed backend when that one is not)")  # fmt: skip
+    run.add_argument(CONFIG_FLAG, metavar="FILE", default=None,
+                     help="take the settings from FILE, a run's config.json (or a JSON object of the fields "
+                     "of keras_gradattn.training.TrainConfig); flags given beside it win")  # fmt: skip
+    output = run.add_mutually_exclusive_group()
+    verbose = next(field for field in _fields() if field.name == "verbose")
+    output.add_argument("--verbose", type=int, choices=verbose.metadata["choices"], default=None,
+                        help=verbose.metadata["help"])  # fmt: skip
     output.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return parser
+
+
+def read_config_file(path):
+    """The `TrainConfig` fields (and backend) of a `--config` file, as a dict.
+
+    Accepts a run's config.json (its `train_config`) or a JSON object of
+    fields. Raises `BadInput` with one line when it cannot be used.
+    """
+    import json
+
+    try:
+        with open(path) as file:
+            record = json.load(file)
+    except OSError as error:
+        raise BadInput(f"{CONFIG_FLAG} {path}: {error.strerror or error}") from None
+    except ValueError as error:
+        raise BadInput(f"{CONFIG_FLAG} {path} is not JSON: {error}") from None
+    if isinstance(record, dict) and isinstance(record.get("train_config"), dict):
+        record = record["train_config"]
+    if not isinstance(record, dict):
+        raise BadInput(f"{CONFIG_FLAG} {path}: expected a JSON object of settings, got {type(record).__name__}")
+    known = {field.name for field in _fields()} - {"verbose"}
+    unknown = sorted(set(record) - known - {"backend", "verbose"})
+    if unknown:
+        raise BadInput(f"{CONFIG_FLAG} {path}: unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+    if record.get("backend") is not None and record["backend"] not in BACKENDS:
+        raise BadInput(f"{CONFIG_FLAG} {path}: backend {record['backend']!r} is not one of {', '.join(BACKENDS)}")
+    return {key: value for key, value in record.items() if key != "verbose"}
+
+
+def _namespace_from(record):
+    """An argparse namespace holding a config file's values: argparse keeps
+    what a namespace already has and sets only the flags given beside it."""
+    namespace = argparse.Namespace()
+    for field in _fields():
+        if field.name in record:
+            value = record[field.name]
+            if field.metadata["kind"] == "pairs":
+                value = list(dict(value).items())
+            setattr(namespace, field.name, value)
+    return namespace
 
 
 def config_from_args(args):
@@ -137,40 +155,28 @@ def config_from_args(args):
         verbose = args.verbose
     else:
         verbose = 1 if sys.stdout.isatty() else 2
-    return TrainConfig(
-        dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.lr, weight_decay=args.weight_decay,
-        decoupled_weight_decay=args.decoupled_weight_decay, seed=args.seed,
-        data_dir=args.data_dir, output_dir=args.output_dir, split=args.split,
-        precision=args.precision, jit_compile=args.jit_compile,
-        max_train_samples=args.max_train_samples, resume=args.resume,
-        distribute=args.distribute, pipeline=args.pipeline,
-        model_args=dict(args.model_arg), dataset_args=dict(args.dataset_arg), verbose=verbose,
-        log_gradients=args.log_gradients, probe_batches=args.probe_batches,
-    )  # fmt: skip
+    values = {field.name: getattr(args, field.name) for field in _fields() if field.name != "verbose"}
+    for field in _fields():
+        if field.metadata["kind"] == "pairs":
+            values[field.name] = dict(values[field.name])
+    return TrainConfig(**values, verbose=verbose)
 
 
 def rerun_command(config, backend):
     """The command line that repeats the run described by a resolved `config`."""
-    parts = ["gradattn-train", "--dataset", config.dataset, "--model", config.model,
-             "--backend", backend, "--epochs", config.epochs, "--batch-size", config.batch_size,
-             "--lr", config.learning_rate, "--weight-decay", config.weight_decay,
-             "--seed", config.seed, "--output-dir", config.output_dir, "--split", config.split,
-             "--precision", config.precision, "--jit-compile", config.jit_compile,
-             "--pipeline", config.pipeline,
-             "--log-gradients", config.log_gradients or "off",
-             "--probe-batches", config.probe_batches]  # fmt: skip
-    if config.decoupled_weight_decay:
-        parts.append("--decoupled-weight-decay")
-    if config.data_dir:
-        parts += ["--data-dir", config.data_dir]
-    if config.max_train_samples:
-        parts += ["--max-train-samples", config.max_train_samples]
-    if config.distribute:
-        parts.append("--distribute")
-    for flag, values in (("--model-arg", config.model_args), ("--dataset-arg", config.dataset_args)):
-        for key, value in values.items():
-            parts += [flag, f"{key}={value!r}"]
+    parts = ["gradattn-train"]
+    for field in _fields():
+        meta, value = field.metadata, getattr(config, field.name)
+        if not meta["in_rerun"] or value is None:
+            continue
+        if meta["kind"] == "switch":
+            parts += [meta["flag"]] if value else []
+        elif meta["kind"] == "pairs":
+            for key, item in value.items():
+                parts += [meta["flag"], f"{key}={item!r}"]
+        else:
+            parts += [meta["flag"], value]
+    parts += ["--backend", backend]
     return shlex.join(str(part) for part in parts)
 
 
@@ -182,10 +188,15 @@ def main(argv=None):
     """Runs `gradattn-train` with `argv` (default: the command line); returns
     the exit status."""
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
-    problem = choose_keras_backend(requested_backend(argv))
+    config_path = option_value(argv, CONFIG_FLAG)
+    try:
+        record = read_config_file(config_path) if config_path else {}
+    except BadInput as error:
+        return _fail(str(error))
+    problem = choose_keras_backend(requested_backend(argv) or record.get("backend"))
     if problem:
         return _fail(problem)
-    args, status = parse_command_line(build_parser(), argv)
+    args, status = parse_command_line(build_parser(), argv, namespace=_namespace_from(record))
     if args is None:
         return status
     problem = choose_keras_backend(args.backend)  # e.g. an abbreviated --back jax
@@ -201,6 +212,7 @@ def main(argv=None):
     # tensorflow-datasets logs through absl while it looks for data; the
     # data layer's own error says what is missing, in one line.
     logging.getLogger("absl").setLevel(logging.ERROR)
+    from keras_gradattn.training import ConfigFieldError
     from keras_gradattn.training import TrainingDiverged
     from keras_gradattn.training import TrainingSetupError
     from keras_gradattn.training import run_training
@@ -212,6 +224,8 @@ def main(argv=None):
             command_line=shlex.join([PROG, *argv]),
             rerun_command=rerun_command(config.resolved(), keras.backend.backend()),
         )
+    except ConfigFieldError as error:
+        return _fail(error.describe(flag_of))
     except (TrainingSetupError, DatasetError) as error:
         return _fail(str(error))
     except TrainingDiverged as error:

@@ -26,7 +26,7 @@ import contextlib
 import keras
 import numpy as np
 
-from keras_gradattn.training.callbacks import save_model
+from keras_gradattn.callbacks.best_model_checkpoint import save_model
 from keras_gradattn.training.errors import TrainingSetupError
 
 TORCH_REFUSAL = (

@@ -8,13 +8,10 @@ weights, seed 42. Done right: the best weights really are restored (defect 2).
 """
 
 import dataclasses
-import os
 
 import keras
 
-from keras_gradattn.callbacks import GradientNormLogger
-
-from keras_gradattn.training import callbacks as callbacks_lib
+from keras_gradattn import callbacks as callbacks_lib
 from keras_gradattn.optimizers import AdamL2
 
 MONITOR = "val_accuracy"
@@ -58,32 +55,6 @@ def describe_protocol():
         "early_stopping": {"patience": EARLY_STOPPING_PATIENCE, "restores_best_weights": "always"},
         "tensorboard_logs": tensorboard_available(),
     }
-
-
-@dataclasses.dataclass
-class RunFiles:
-    """Where a run's files go, relative to its directory."""
-
-    root: str
-
-    def __post_init__(self):
-        self.root = os.fspath(self.root)
-
-    def path(self, name):
-        return os.path.join(self.root, name)
-
-    config = property(lambda self: self.path("config.json"))
-    status = property(lambda self: self.path("status.json"))
-    history = property(lambda self: self.path("history.csv"))
-    training_state = property(lambda self: self.path("training_state.json"))
-    best_model = property(lambda self: self.path("best.keras"))
-    best_record = property(lambda self: self.path("best.json"))
-    gradient_probe = property(lambda self: self.path("gradient_probe.json"))
-    metrics = property(lambda self: self.path("metrics.json"))
-    confusion_matrix = property(lambda self: self.path("confusion_matrix.png"))
-    logs = property(lambda self: self.path("logs"))
-    backup = property(lambda self: self.path("backup"))
-    gradient_logs = property(lambda self: os.path.join(self.logs, "gradients"))
 
 
 def tensorboard_available():
@@ -138,7 +109,7 @@ def build_callbacks(files, save_fn=None, verbose=0, gradient_log_freq=0, attenti
         instruments.append(keras.callbacks.TensorBoard(log_dir=files.logs, write_graph=False))
     if gradient_log_freq:
         instruments.append(
-            GradientNormLogger(
+            callbacks_lib.GradientNormLogger(
                 files.gradient_logs, update_freq=gradient_log_freq, attention_batch=attention_batch
             )
         )

@@ -1,5 +1,10 @@
 """One training run, start to finish: config -> data -> model -> fit -> run directory.
 
+The run's settings are `TrainConfig` (config.py); its directory's files and
+states are run_directory.py's; what config.json records beside the settings
+is provenance.py's. Here: preparing data and model, `fit` with the
+protocol's callbacks, the test evaluation and the gradient-flow probe.
+
 ```python
 from keras_gradattn.training import TrainConfig, run_training
 result = run_training(TrainConfig(dataset="digits", model="resnet18", epochs=5,
@@ -13,14 +18,7 @@ directory is created (`TrainingSetupError`, or the data layer's
 """
 
 import dataclasses
-import datetime
-import hashlib
-import importlib.metadata
-import json
 import os
-import platform
-import subprocess
-import tempfile
 import time
 
 import keras
@@ -28,83 +26,26 @@ import numpy as np
 
 from keras_gradattn import data as data_lib
 from keras_gradattn.analysis import probe_gradient_flow
+from keras_gradattn.callbacks import TrainingJournal
 from keras_gradattn.models import create_model
-from keras_gradattn.models.registry import get_model_entry
 from keras_gradattn.training import metrics as metrics_lib
 from keras_gradattn.training import protocol
-from keras_gradattn.training.callbacks import TrainingJournal
+from keras_gradattn.training.config import JIT_COMPILE
+from keras_gradattn.training.config import validate_config
 from keras_gradattn.training.distribution import pad_evaluation_batches
 from keras_gradattn.training.distribution import setup_distribution
 from keras_gradattn.training.errors import TrainingDiverged
 from keras_gradattn.training.errors import TrainingSetupError
 from keras_gradattn.training.plots import plot_confusion_matrix
+from keras_gradattn.training.provenance import write_config
+from keras_gradattn.training.run_directory import RunFiles
+from keras_gradattn.training.run_directory import check_output_dir
+from keras_gradattn.training.run_directory import read_json
+from keras_gradattn.training.run_directory import write_status
 from keras_gradattn.utils import atomic_write_json
 from keras_gradattn.utils.parameters import count_parameters
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
-SPLITS = ("paper", "official")
-PIPELINES = ("auto", "tf.data", "pydataset")
-# Fields that may differ between a run and its resumption.
-RESUME_IGNORED_FIELDS = ("resume", "verbose", "output_dir")
-VERSION_PACKAGES = (
-    "keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "numpy",
-    "tensorflow-datasets", "scikit-learn", "matplotlib",
-)  # fmt: skip
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    """Every choice of a run. Defaults are the paper's protocol.
-
-    `batch_size=None` means the paper's batch for the dataset (128; 64 for
-    PAD-UFES-20); `output_dir=None` means `runs/<dataset>-<model>-seed<seed>`.
-    `model_args` override `create_model` arguments; `dataset_args` are
-    `load_dataset` options (synthetic only). See docs/training.md.
-    """
-
-    dataset: str = "digits"
-    model: str = "gradattn_learned_pe"
-    epochs: int = protocol.MAX_EPOCHS
-    batch_size: int = None
-    learning_rate: float = protocol.LEARNING_RATE
-    weight_decay: float = protocol.WEIGHT_DECAY
-    decoupled_weight_decay: bool = False
-    seed: int = protocol.SEED
-    data_dir: str = None
-    output_dir: str = None
-    split: str = "paper"
-    precision: str = "float32"
-    jit_compile: str = "auto"
-    max_train_samples: int = None
-    resume: bool = False
-    distribute: bool = False
-    pipeline: str = "auto"
-    model_args: dict = dataclasses.field(default_factory=dict)
-    dataset_args: dict = dataclasses.field(default_factory=dict)
-    verbose: int = 2
-    # None: every GRADIENT_LOG_FREQ steps, or off with `distribute` (the
-    # optimizer hook is not tested under data parallelism).
-    log_gradients: object = None
-    probe_batches: int = protocol.PROBE_BATCHES
-
-    def resolved(self):
-        """A copy with the defaults that depend on other fields filled in."""
-        batch_size = self.batch_size or protocol.paper_batch_size(self.dataset)
-        output_dir = self.output_dir or os.path.join(
-            "runs", f"{self.dataset}-{self.model}-seed{self.seed}"
-        )
-        log_gradients = self.log_gradients
-        if log_gradients is None:
-            log_gradients = 0 if self.distribute else protocol.GRADIENT_LOG_FREQ
-        return dataclasses.replace(
-            self, batch_size=batch_size, output_dir=os.fspath(output_dir), log_gradients=log_gradients
-        )
-
-    def to_record(self):
-        record = dataclasses.asdict(self)
-        record["backend"] = keras.backend.backend()
-        return record
+# --- preparing data and model -----------------------------------------------
 
 
 @dataclasses.dataclass
@@ -112,172 +53,6 @@ class TrainingResult:
     run_dir: str
     metrics: dict = None
     already_finished: bool = False
-
-
-def _is_positive_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
-
-
-def validate_config(config):
-    """Raises `TrainingSetupError` (or `DatasetError`) for a config that cannot run."""
-    for name in ("epochs", "batch_size"):
-        if not _is_positive_int(getattr(config, name)):
-            raise TrainingSetupError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(config, name)!r}.")
-    if config.max_train_samples is not None and not _is_positive_int(config.max_train_samples):
-        raise TrainingSetupError(f"--max-train-samples must be a positive integer, got {config.max_train_samples!r}.")
-    if not isinstance(config.seed, (int, np.integer)) or isinstance(config.seed, bool) or config.seed < 0:
-        raise TrainingSetupError(f"--seed must be a non-negative integer, got {config.seed!r}.")
-    if not (isinstance(config.learning_rate, (int, float)) and config.learning_rate > 0):
-        raise TrainingSetupError(f"--lr must be positive, got {config.learning_rate!r}.")
-    if not (isinstance(config.weight_decay, (int, float)) and config.weight_decay >= 0):
-        raise TrainingSetupError(f"--weight-decay must be >= 0, got {config.weight_decay!r}.")
-    for name, value, choices in (
-        ("--precision", config.precision, PRECISIONS),
-        ("--jit-compile", config.jit_compile, tuple(JIT_COMPILE)),
-        ("--split", config.split, SPLITS),
-        ("--pipeline", config.pipeline, PIPELINES),
-    ):
-        if value not in choices:
-            raise TrainingSetupError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
-    log_gradients = config.log_gradients
-    if not (log_gradients in (None, 0, "epoch") or _is_positive_int(log_gradients)):
-        raise TrainingSetupError(
-            f"--log-gradients must be a positive number of steps, 'epoch' or 'off', got {log_gradients!r}."
-        )
-    if config.distribute and log_gradients not in (None, 0):
-        raise TrainingSetupError(
-            "--log-gradients is not available with --distribute (the optimizer hook is untested "
-            "under data parallelism); leave it out or pass --log-gradients off."
-        )
-    if not (isinstance(config.probe_batches, (int, np.integer)) and not isinstance(config.probe_batches, bool)
-            and config.probe_batches >= 0):
-        raise TrainingSetupError(f"--probe-batches must be an integer >= 0, got {config.probe_batches!r}.")
-    data_lib.get_dataset_spec(config.dataset)  # DatasetError listing the datasets
-    try:
-        entry = get_model_entry(config.model)
-    except ValueError as error:
-        raise TrainingSetupError(str(error)) from None
-    unknown = sorted(set(config.model_args) - set(entry.allowed_overrides) | ({"dtype"} & set(config.model_args)))
-    if unknown:
-        allowed = [name for name in entry.allowed_overrides if name != "dtype"]
-        raise TrainingSetupError(
-            f"unknown --model-arg {', '.join(unknown)} for model {config.model!r}; allowed: "
-            f"{', '.join(allowed)} (precision is --precision)."
-        )
-
-
-# --- the run directory ------------------------------------------------------
-
-
-def _nearest_existing(path):
-    path = os.path.abspath(path)
-    while not os.path.exists(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return path
-
-
-def check_output_dir(config):
-    """Decides what the run directory is for: a new run, a resumed one, or a
-    finished one (returns `"new"`, `"resume"` or `"finished"`), or raises
-    `TrainingSetupError`. Creates nothing."""
-    files = protocol.RunFiles(config.output_dir)
-    root = files.root
-    if os.path.exists(root) and not os.path.isdir(root):
-        raise TrainingSetupError(f"output directory {root!r} is a file, not a directory.")
-    existing = _nearest_existing(root)
-    if not os.path.isdir(existing):
-        raise TrainingSetupError(
-            f"cannot create output directory {root!r}: {existing!r} is a file, not a directory."
-        )
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".write-test.", dir=existing)
-        os.close(handle)
-        os.remove(probe)
-    except OSError as error:
-        raise TrainingSetupError(
-            f"output directory {root!r} is not writable ({existing!r}: {error.strerror or error})."
-        ) from None
-
-    if not os.path.isdir(root):
-        return "new"
-    if not os.path.exists(files.config):
-        if os.listdir(root):
-            raise TrainingSetupError(
-                f"output directory {root!r} exists, is not empty and holds no run (no config.json); "
-                "choose another --output-dir."
-            )
-        return "new"
-    if not config.resume:
-        raise TrainingSetupError(
-            f"output directory {root!r} already holds a run; pass --resume to continue it, "
-            "or choose another --output-dir."
-        )
-    with open(files.config) as file:
-        previous = json.load(file)["train_config"]
-    current = config.to_record()
-    differing = [
-        f"{key} ({previous.get(key)!r} -> {current.get(key)!r})"
-        for key in sorted(set(previous) | set(current))
-        if key not in RESUME_IGNORED_FIELDS and _normalise(previous.get(key)) != _normalise(current.get(key))
-    ]
-    if differing:
-        raise TrainingSetupError(
-            f"--resume: the run in {root!r} was started with a different configuration: "
-            f"{'; '.join(differing)}."
-        )
-    status = _read_json(files.status) or {}
-    if status.get("status") == "finished":
-        return "finished"
-    if status.get("status") == "diverged":
-        raise TrainingSetupError(
-            f"--resume: the run in {root!r} diverged ({status.get('message')}); start a new run "
-            "(e.g. with a lower --lr) in another --output-dir."
-        )
-    return "resume"
-
-
-def _normalise(value):
-    # JSON turns tuples into lists; compare in JSON terms.
-    return json.loads(json.dumps(value, default=str))
-
-
-def _read_json(path):
-    if not os.path.exists(path):
-        return None
-    with open(path) as file:
-        return json.load(file)
-
-
-def _versions():
-    versions = {}
-    for package in VERSION_PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    versions["python"] = platform.python_version()
-    return versions
-
-
-def _git_state():
-    folder = os.path.dirname(os.path.abspath(__file__))
-    try:
-        commit = subprocess.run(
-            ["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", folder, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": commit, "dirty": bool(dirty)}
-
-
-# --- preparing data and model -----------------------------------------------
 
 
 @dataclasses.dataclass
@@ -378,9 +153,9 @@ def run_training(config, command_line=None, rerun_command=None):
     config = config.resolved()
     validate_config(config)
     state = check_output_dir(config)
-    files = protocol.RunFiles(config.output_dir)
+    files = RunFiles(config.output_dir)
     if state == "finished":
-        return TrainingResult(files.root, metrics=_read_json(files.metrics), already_finished=True)
+        return TrainingResult(files.root, metrics=read_json(files.metrics), already_finished=True)
 
     started = time.perf_counter()
     prepared = prepare(config)
@@ -390,66 +165,12 @@ def run_training(config, command_line=None, rerun_command=None):
         prepared.distribution.close()
 
 
-def _write_config(config, files, prepared, command_line, rerun_command):
-    splits = prepared.splits
-    record = {
-        "train_config": config.to_record(),
-        "command_line": command_line,
-        "rerun_command": rerun_command,
-        "backend": keras.backend.backend(),
-        "dataset": {
-            "spec": dataclasses.asdict(splits.spec),
-            "split_policy": splits.split_policy,
-            "sizes": splits.sizes(),
-            "fingerprints": _fingerprints(splits),
-        },
-        "model": {
-            "name": config.model,
-            "trainable_parameters": count_parameters(prepared.model),
-            "total_parameters": count_parameters(prepared.model, trainable_only=False),
-            "config": prepared.model.get_config(),
-        },
-        "optimizer": keras.saving.serialize_keras_object(prepared.model.optimizer),
-        "protocol": protocol.describe_protocol(),
-        "distribution": prepared.distribution.describe(),
-        "dtype_policy": config.precision,
-        "versions": _versions(),
-        "git": _git_state(),
-        "platform": platform.platform(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    atomic_write_json(files.config, record)
-
-
-def _fingerprints(splits):
-    """SHA-256 of each in-memory split's images and labels: the run's exact
-    data, whichever folder it was found in (streamed splits: `None`)."""
-    fingerprints = {}
-    for split in splits:
-        if not split.in_memory:
-            fingerprints[split.name] = None
-            continue
-        digest = hashlib.sha256(np.ascontiguousarray(split.images).tobytes())
-        digest.update(np.ascontiguousarray(split.labels, dtype=np.int64).tobytes())
-        fingerprints[split.name] = digest.hexdigest()
-    return fingerprints
-
-
-def _write_status(files, status, **fields):
-    record = _read_json(files.status) or {"attempts": []}
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    if status == "running":
-        record["attempts"].append({"started": now, "pid": os.getpid()})
-    record.update(status=status, updated=now, **fields)
-    atomic_write_json(files.status, record)
-
-
 def _train_and_evaluate(config, files, prepared, state, started, command_line, rerun_command):
     model = prepared.model
     os.makedirs(files.root, exist_ok=True)
     if state == "new":
-        _write_config(config, files, prepared, command_line, rerun_command)
-    _write_status(files, "running")
+        write_config(config, files, prepared, command_line, rerun_command)
+    write_status(files, "running")
     sizes = prepared.splits.sizes()
     _say(
         config,
@@ -477,7 +198,7 @@ def _train_and_evaluate(config, files, prepared, state, started, command_line, r
             f"training loss became {diverged['loss']} at epoch {diverged['epoch']}, batch "
             f"{diverged['batch']}; training stopped, no test metrics written"
         )
-        _write_status(files, "diverged", message=message, diverged=diverged)
+        write_status(files, "diverged", message=message, diverged=diverged)
         raise TrainingDiverged(f"{message} (try a lower --lr); see {files.status}")
     if protocol_callbacks.best.restored_epoch is None:
         raise TrainingDiverged(f"no epoch produced a finite {protocol.MONITOR}; nothing to evaluate")
@@ -487,7 +208,7 @@ def _train_and_evaluate(config, files, prepared, state, started, command_line, r
     results = metrics_lib.classification_metrics(logits, labels)
     history = TrainingJournal.read_history(files.history)
     epoch_seconds = [row.get("epoch_seconds", 0.0) for row in history]
-    best_record = _read_json(files.best_record)
+    best_record = read_json(files.best_record)
     results.update(
         split="test",
         dataset=config.dataset,
@@ -513,7 +234,7 @@ def _train_and_evaluate(config, files, prepared, state, started, command_line, r
         title=f"{config.model} on {config.dataset} (test, best epoch {best_record['epoch']}): "
         f"top-1 {results['top1_accuracy']:.2%}",
     )
-    _write_status(files, "finished")
+    write_status(files, "finished")
     _say(
         config,
         f"Test top-1 {results['top1_accuracy']:.4f} (best epoch {best_record['epoch']} of "

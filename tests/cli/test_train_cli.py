@@ -19,7 +19,7 @@ from cli.conftest import run_train
 from cli.conftest import train_command
 from keras_gradattn import data
 from keras_gradattn.cli.train import main
-from keras_gradattn.training.callbacks import TrainingJournal
+from keras_gradattn.callbacks import TrainingJournal
 
 BACKEND = keras.backend.backend()
 DIGITS_RUN = [

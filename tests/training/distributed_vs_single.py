@@ -23,7 +23,7 @@ if keras.backend.backend() == "tensorflow":
 import numpy as np  # noqa: E402
 
 from keras_gradattn.cli.train import main  # noqa: E402
-from keras_gradattn.training.callbacks import TrainingJournal  # noqa: E402
+from keras_gradattn.callbacks import TrainingJournal  # noqa: E402
 
 # ResNet-18 layout without dropout (dropout masks depend on the sharding) and
 # with BatchNorm, whose statistics must be the global batch's on both sides.

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from keras_gradattn.training import protocol
-from keras_gradattn.training.callbacks import BestModelCheckpoint
-from keras_gradattn.training.callbacks import DivergenceMonitor
-from keras_gradattn.training.callbacks import TrainingJournal
+from keras_gradattn.training.run_directory import RunFiles
+from keras_gradattn.callbacks import BestModelCheckpoint
+from keras_gradattn.callbacks import DivergenceMonitor
+from keras_gradattn.callbacks import TrainingJournal
 
 NUM_FEATURES = 4
 
@@ -62,7 +63,7 @@ class WeightsRecorder(keras.callbacks.Callback):
 
 
 def train(tmp_path, epochs, extra_callbacks=()):
-    files = protocol.RunFiles(tmp_path / "run")
+    files = RunFiles(tmp_path / "run")
     built = protocol.build_callbacks(files)
     recorder = WeightsRecorder()
     model = perfect_model()
@@ -134,7 +135,7 @@ def test_resumed_run_has_every_epoch_once_and_keeps_its_counters(tmp_path):
         # Placed last, after BackupAndRestore: the interruption hits after
         # epoch 5's backup, in the middle of the ReduceLROnPlateau and
         # early-stopping counters.
-        files = protocol.RunFiles(tmp_path / "b" / "run")
+        files = RunFiles(tmp_path / "b" / "run")
         built = protocol.build_callbacks(files)
         model = perfect_model()
         model.fit(*separable_data(), validation_data=separable_data(seed=1), epochs=30,
@@ -156,7 +157,7 @@ def test_resumed_run_has_every_epoch_once_and_keeps_its_counters(tmp_path):
 
 
 def test_divergence_is_recorded_and_never_checkpointed(tmp_path):
-    files = protocol.RunFiles(tmp_path)
+    files = RunFiles(tmp_path)
     best = BestModelCheckpoint(files.best_model, files.best_record)
     monitor = DivergenceMonitor()
     model = perfect_model()

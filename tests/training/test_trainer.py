@@ -7,7 +7,7 @@ import pytest
 
 from keras_gradattn.training import protocol
 from keras_gradattn.optimizers import AdamL2
-from keras_gradattn.training.trainer import TrainConfig
+from keras_gradattn.training.config import TrainConfig
 from keras_gradattn.training.trainer import prepare
 from testing_utils import SMALL_BACKBONE
 
@@ -58,8 +58,8 @@ def test_same_seed_same_initial_weights_and_batches():
 
 
 def test_gradient_instruments_default_on_and_off_with_distribute():
-    from keras_gradattn.training.trainer import TrainingSetupError
-    from keras_gradattn.training.trainer import validate_config
+    from keras_gradattn.training import TrainingSetupError
+    from keras_gradattn.training import validate_config
 
     assert TrainConfig().resolved().log_gradients == protocol.GRADIENT_LOG_FREQ
     assert TrainConfig().probe_batches == protocol.PROBE_BATCHES == 20
@@ -67,7 +67,7 @@ def test_gradient_instruments_default_on_and_off_with_distribute():
     # refused when asked for.
     assert TrainConfig(distribute=True).resolved().log_gradients == 0
     validate_config(TrainConfig(distribute=True, log_gradients=0).resolved())
-    with pytest.raises(TrainingSetupError, match="--log-gradients is not available with --distribute"):
+    with pytest.raises(TrainingSetupError, match="log_gradients is not available with distribute"):
         validate_config(TrainConfig(distribute=True, log_gradients=10).resolved())
-    with pytest.raises(TrainingSetupError, match="--log-gradients must be a positive number"):
+    with pytest.raises(TrainingSetupError, match="log_gradients must be a positive number"):
         validate_config(TrainConfig(log_gradients=-5).resolved())

@@ -1,11 +1,5 @@
 """Callbacks of the paper's protocol that survive an interrupted run.
 
-Keras' own callbacks do most of the work; what is added here:
-
-- `BestModelCheckpoint` saves the best epoch's model (atomically) and makes it
-  the final model in EVERY case. Keras' `EarlyStopping(restore_best_weights=
-  True)` only restores when it stops early, not when the last epoch is
-  reached; the reference's early stopping never restored at all (defect 2).
 - `ResumableEarlyStopping` and `ResumableReduceLROnPlateau` expose their
   counters (`get_state` / `set_state`), which `keras.callbacks.BackupAndRestore`
   does not save: without them a resumed run would restart its patience.
@@ -13,8 +7,6 @@ Keras' own callbacks do most of the work; what is added here:
   atomically) and the callbacks' per-epoch states; when a run resumes it drops
   rows of epochs that are being re-run and restores the states, so the final
   history has every epoch exactly once.
-- `DivergenceMonitor` is Keras' `TerminateOnNaN` that remembers where the
-  loss stopped being finite, so the caller can report it and fail.
 
 Epochs in files and messages are 1-based, as Keras prints them
 ("Epoch 3/10"); Keras passes 0-based indices to callbacks.
@@ -23,124 +15,15 @@ Epochs in files and messages are 1-based, as Keras prints them
 import csv
 import io
 import json
-import math
 import os
 import time
 
 import keras
-import numpy as np
 
-from keras_gradattn.utils import atomic_path
+from keras_gradattn.callbacks.epoch_logs import as_float
+from keras_gradattn.callbacks.epoch_logs import finite_or_none
 from keras_gradattn.utils import atomic_write_json
 from keras_gradattn.utils import atomic_write_text
-
-
-def _finite_or_none(value):
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _as_float(value):
-    return float(keras.ops.convert_to_numpy(value)) if not isinstance(value, (int, float)) else float(value)
-
-
-def save_model(model, filepath):
-    """`model.save` through a temporary file: readers never see half a file."""
-    with atomic_path(filepath) as tmp_path:
-        model.save(tmp_path)
-
-
-class BestModelCheckpoint(keras.callbacks.Callback):
-    """Keeps the best epoch's model on disk and restores it when training ends.
-
-    After each epoch whose `monitor` improves on the best so far (strictly;
-    `mode="max"` or `"min"`), the whole model is saved to `filepath` (a
-    `.keras` file, written atomically) and a small JSON record (epoch, value,
-    the epoch's logs) to `record_path`. Epochs with a non-finite loss or
-    monitor value never count as best.
-
-    `on_train_end` loads the weights of `filepath` into the model, whether
-    training stopped early, ran to its last epoch, or was stopped for a
-    non-finite loss: the final model is always the best epoch's. The record is
-    the state: a resumed run continues from it.
-
-    Args:
-        filepath: where the best model goes (`.keras`).
-        record_path: where the JSON record of the best epoch goes.
-        monitor: a key of the epoch logs, e.g. `"val_accuracy"`.
-        mode: `"max"` or `"min"`.
-        save_fn: `save_fn(model, filepath)` writing the model; defaults to
-            an atomic `model.save`. (Data-parallel training passes one that
-            keeps the file loadable on every backend.)
-    """
-
-    def __init__(self, filepath, record_path, monitor="val_accuracy", mode="max",
-                 save_fn=None, verbose=0):  # fmt: skip
-        super().__init__()
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}.")
-        self.filepath = os.fspath(filepath)
-        self.record_path = os.fspath(record_path)
-        self.monitor = monitor
-        self.mode = mode
-        self.save_fn = save_fn or save_model
-        self.verbose = verbose
-        self.best = None
-        self.best_epoch = None  # 1-based
-        self.restored_epoch = None
-        self._load_record()
-
-    def _load_record(self):
-        if not os.path.exists(self.record_path):
-            return
-        with open(self.record_path) as file:
-            record = json.load(file)
-        self.best = record["value"]
-        self.best_epoch = record["epoch"]
-
-    def _improves(self, value):
-        if self.best is None:
-            return True
-        return value > self.best if self.mode == "max" else value < self.best
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        value = _finite_or_none(logs.get(self.monitor))
-        loss = logs.get("loss")
-        if value is None or (loss is not None and _finite_or_none(loss) is None):
-            return
-        if not self._improves(value):
-            return
-        self.best, self.best_epoch = value, epoch + 1
-        self.save_fn(self.model, self.filepath)
-        record = {
-            "epoch": self.best_epoch,
-            "monitor": self.monitor,
-            "mode": self.mode,
-            "value": value,
-            "logs": {key: _finite_or_none(_as_float(item)) for key, item in logs.items()},
-        }
-        atomic_write_json(self.record_path, record)
-        if self.verbose:
-            print(
-                f"Epoch {self.best_epoch}: {self.monitor} improved to {value:.5f}; "
-                f"saved {self.filepath}",
-                flush=True,
-            )
-
-    def on_train_end(self, logs=None):
-        if not os.path.exists(self.filepath):
-            return
-        self.model.load_weights(self.filepath)
-        self.restored_epoch = self.best_epoch
-        if self.verbose:
-            print(
-                f"Restored the weights of the best epoch ({self.best_epoch}, "
-                f"{self.monitor} {self.best:.5f}).",
-                flush=True,
-            )
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -162,7 +45,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     def get_state(self):
         return {
             "wait": int(self.wait),
-            "best": _finite_or_none(self.best),
+            "best": finite_or_none(self.best),
             "best_epoch": int(self.best_epoch),
             "stopped_epoch": int(self.stopped_epoch),
         }
@@ -182,7 +65,7 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
     def get_state(self):
         return {
             "wait": int(self.wait),
-            "best": _finite_or_none(self.best),
+            "best": finite_or_none(self.best),
             "cooldown_counter": int(self.cooldown_counter),
         }
 
@@ -271,7 +154,7 @@ class TrainingJournal(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1}
         for key, value in (logs or {}).items():
-            row[key] = _as_float(value)
+            row[key] = as_float(value)
         row["epoch_seconds"] = time.perf_counter() - self._epoch_start
         self.rows.append(row)
         self.states[str(epoch + 1)] = {
@@ -301,25 +184,3 @@ def _format(value):
     if isinstance(value, int):
         return str(value)
     return repr(float(value))
-
-
-class DivergenceMonitor(keras.callbacks.TerminateOnNaN):
-    """`TerminateOnNaN` that records where the training loss became NaN or
-    infinite (`self.diverged`: 1-based epoch, 0-based batch, the value);
-    `None` while training is healthy."""
-
-    def __init__(self):
-        super().__init__(raise_error=False)
-        self.diverged = None
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and self.diverged is None:
-            value = _as_float(loss)
-            if not np.isfinite(value):
-                self.diverged = {"epoch": self._epoch + 1, "batch": int(batch), "loss": repr(value)}
-        super().on_batch_end(batch, logs)
