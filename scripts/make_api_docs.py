@@ -38,6 +38,7 @@ PACKAGES = (
     "keras_gradattn.callbacks",
     "keras_gradattn.analysis",
     "keras_gradattn.experiments",
+    "keras_gradattn.benchmarks",
     "keras_gradattn.backend",
     "keras_gradattn.utils",
 )

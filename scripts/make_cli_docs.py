@@ -88,6 +88,21 @@ COMMANDS = (
         ),
     ),
     (
+        "scripts/probe_medmnist_pipeline.py",
+        (
+            "The MedMNIST `tf.data` training pipeline timed alone, on a stand-in BloodMNIST file, with and "
+            "without augmentation and through the benchmark's own timing function; no flags. Its output is "
+            "`results/benchmarks/probe_medmnist_pipeline.txt` ([benchmarks.md](benchmarks.md))."
+        ),
+    ),
+    (
+        "scripts/profile_torch_step.py",
+        (
+            "torch.profiler tables of one Keras-on-PyTorch `fit` epoch of ResNet-18 on a GPU; no flags. Its "
+            "output is `results/benchmarks/torch_profile_h100.txt` ([benchmarks.md](benchmarks.md))."
+        ),
+    ),
+    (
         "scripts/execute_notebooks.py",
         (
             "Runs the notebooks top to bottom (nbclient) with their committed parameters, or with `-p` "

@@ -5,7 +5,7 @@
 
 Models: training and inference images/s per backend x model x batch size x
 precision x compilation mode, through `model.fit` / `model.predict` epochs
-(keras_gradattn/benchmarking.py: warm-up excluded, median of interleaved
+(keras_gradattn/benchmarks/timing.py: warm-up excluded, median of interleaved
 rounds). Pipelines: images/s that each dataset source format's training
 pipeline (tf.data and PyDataset) delivers, against the rate the models
 consume at that dataset's input size. Each backend runs in its own
@@ -32,11 +32,12 @@ it with `--jit-modes on,off`.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 
+from keras_gradattn import benchmarks
+from keras_gradattn.benchmarks.reporting import JIT_MEANINGS
 from keras_gradattn.cli.arguments import BadInput as _BadInput
 from keras_gradattn.cli.arguments import HelpFormatter
 from keras_gradattn.cli.arguments import OneLineErrorParser
@@ -54,18 +55,6 @@ BASELINE = "resnet18"
 PRECISIONS = ("float32", "mixed_bfloat16")
 JIT_MODES = ("on", "off")
 AUTO_JIT_MODES = {"tensorflow": ("on", "off"), "jax": ("on", "off"), "torch": ("off",)}
-# Keras' default `jit_compile="auto"` means jax.jit on JAX, against which
-# PyTorch is compared. (On TensorFlow "auto" depends on the machine: no XLA
-# without a GPU; the pipelines' demand asks Keras rather than guess.)
-JAX_DEFAULT_JIT = "on"
-JIT_MEANINGS = {
-    ("tensorflow", "on"): "tf.function + XLA",
-    ("tensorflow", "off"): "tf.function, no XLA",
-    ("jax", "on"): "jax.jit",
-    ("jax", "off"): "run_eagerly (no jit)",
-    ("torch", "on"): "torch.compile",
-    ("torch", "off"): "eager",
-}
 PIPELINE_KINDS = ("tf.data", "pydataset")
 # Source formats and the dataset read through each (docs/data.md).
 PIPELINE_SOURCES = {
@@ -74,11 +63,6 @@ PIPELINE_SOURCES = {
     "sklearn": "digits",
     "synthetic": "synthetic",
 }
-# Targets.
-MAX_STEP_TIME_RATIO = 1.10
-RATIO_TARGET_BACKENDS = ("jax", "tensorflow")
-MAX_TORCH_OVER_JAX = 2.0
-MIN_PIPELINE_OVER_MODEL = 3.0
 
 
 def build_parser():
@@ -179,8 +163,6 @@ def measure_models(args, backend):
     """Training and inference rows for every model x batch x precision x jit mode."""
     import keras
 
-    from keras_gradattn import benchmarking
-
     overrides = _model_overrides(args.model_arg)
     rows = []
     shape = tuple(args.input_shape)
@@ -196,16 +178,16 @@ def measure_models(args, backend):
                 model = _build(name, args.num_classes, shape, overrides)
                 _compile(model, backend, jit_mode)
                 for batch_size in args.batch_sizes:
-                    images, labels = benchmarking.synthetic_batch(batch_size, shape, args.num_classes)
-                    functions[(name, batch_size, "train")] = benchmarking.training_function(
+                    images, labels = benchmarks.synthetic_batch(batch_size, shape, args.num_classes)
+                    functions[(name, batch_size, "train")] = benchmarks.training_function(
                         model, images, labels, steps
                     )
-                    functions[(name, batch_size, "infer")] = benchmarking.inference_function(model, images, steps)
+                    functions[(name, batch_size, "infer")] = benchmarks.inference_function(model, images, steps)
             # Interleaved by group of equal work (same batch size), so every
             # model of a group sees the same slow spells of a shared machine.
             for batch_size in args.batch_sizes:
                 group = {key: function for key, function in functions.items() if key[1] == batch_size}
-                measured = benchmarking.measure_interleaved(
+                measured = benchmarks.measure_interleaved(
                     group, batch_size * steps, rounds=args.rounds,
                     progress=lambda message: _progress(
                         f"{backend} {precision} jit {jit_mode} batch {batch_size}: {message}"
@@ -228,26 +210,12 @@ def measure_models(args, backend):
     return rows
 
 
-def _medmnist_npz(folder, num_train=2048):
-    """A small BloodMNIST-format file (random 28x28 RGB images), for the npz reader."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for split, count in (("train", num_train), ("val", 256), ("test", 256)):
-        arrays[f"{split}_images"] = rng.integers(0, 256, size=(count, 28, 28, 3), dtype=np.uint8)
-        arrays[f"{split}_labels"] = (np.arange(count) % 8).reshape(-1, 1).astype(np.uint8)
-    path = os.path.join(folder, "bloodmnist.npz")
-    np.savez_compressed(path, **arrays)
-    return path
-
-
 def _load_source(source, args, scratch):
     from keras_gradattn import data
 
     dataset = PIPELINE_SOURCES[source]
     if source == "medmnist_npz":
-        return data.load_dataset(dataset, data_dir=_medmnist_npz(scratch))
+        return data.load_dataset(dataset, data_dir=benchmarks.write_fake_medmnist_npz(scratch))
     if source == "idx":
         return data.load_dataset(dataset, data_dir=args.data_dir)
     if source == "synthetic":
@@ -255,28 +223,10 @@ def _load_source(source, args, scratch):
     return data.load_dataset(dataset)
 
 
-def pipeline_function(dataset, num_batches):
-    """A zero-argument callable that pulls `num_batches` batches (as NumPy, as
-    `fit` would hand them to the model) from one persistent iterator."""
-    import numpy as np
-
-    from keras_gradattn.data.pipeline import _iterate_batches
-
-    batches = _iterate_batches(dataset)
-
-    def pull():
-        for _ in range(num_batches):
-            images, _ = next(batches)
-            np.asarray(images)
-
-    return pull
-
-
 def measure_pipelines(args, backend):
     """Pipeline images/s per source format and kind, and the models' demand at each input size."""
     import keras
 
-    from keras_gradattn import benchmarking
     from keras_gradattn import data
 
     overrides = _model_overrides(args.model_arg)
@@ -299,19 +249,19 @@ def measure_pipelines(args, backend):
                     splits.train, spec, batch_size=args.pipeline_batch_size, training=True, seed=0,
                     pipeline=kind, drop_remainder=True,
                 )  # fmt: skip
-                functions[("pipeline", kind)] = pipeline_function(pipeline, args.pipeline_batches)
+                functions[("pipeline", kind)] = benchmarks.pipeline_function(pipeline, args.pipeline_batches)
             shape = tuple(spec.input_shape)
-            images, labels = benchmarking.synthetic_batch(args.pipeline_batch_size, shape, spec.num_classes)
+            images, labels = benchmarks.synthetic_batch(args.pipeline_batch_size, shape, spec.num_classes)
             for name in args.pipeline_models:
                 _progress(f"{backend} pipeline {source}: building {name} for {shape}")
                 model = _build(name, spec.num_classes, shape, overrides)
                 # What `gradattn-train` users get: on a CPU-only machine that
                 # is TensorFlow without XLA, several times faster than with it.
                 demand_jit = _compile(model, backend, "auto")
-                functions[("model", name)] = benchmarking.training_function(
+                functions[("model", name)] = benchmarks.training_function(
                     model, images, labels, args.pipeline_batches
                 )
-            measured = benchmarking.measure_interleaved(
+            measured = benchmarks.measure_interleaved(
                 functions, args.pipeline_batch_size * args.pipeline_batches, rounds=args.rounds,
                 progress=lambda message: _progress(f"{backend} pipeline {source}: {message}"),
             )  # fmt: skip
@@ -340,10 +290,8 @@ def measure_pipelines(args, backend):
 def run_worker(args):
     import keras
 
-    from keras_gradattn import benchmarking
-
     backend = keras.backend.backend()
-    machine = benchmarking.describe_machine()
+    machine = benchmarks.describe_environment()
     # Other jobs on the machine change absolute figures (not the interleaved ratios).
     machine["load_average_start"] = round(os.getloadavg()[0], 2)
     report = {"machine": machine, "models": [], "pipelines": []}
@@ -374,154 +322,6 @@ def run_backend(argv, backend):
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
-def evaluate_targets(reports):
-    """Every target check as a row: what, where, the measured value, the limit, met or not."""
-    checks = []
-    model_rows = [row for report in reports for row in report.get("models", [])]
-    for row in model_rows:
-        if (row["mode"] == "train" and row["backend"] in RATIO_TARGET_BACKENDS
-                and row["model"].startswith("gradattn") and row["step_time_ratio_vs_resnet18"] is not None):
-            checks.append({
-                "target": f"GradAttn / ResNet-18 step time <= {MAX_STEP_TIME_RATIO:.2f}",
-                "where": _where(row), "value": row["step_time_ratio_vs_resnet18"],
-                "met": row["step_time_ratio_vs_resnet18"] <= MAX_STEP_TIME_RATIO,
-            })  # fmt: skip
-    jax_rows = {
-        (row["model"], row["batch_size"], row["precision"]): row
-        for row in model_rows
-        if row["backend"] == "jax" and row["mode"] == "train" and row["jit"] == JAX_DEFAULT_JIT
-    }
-    for row in model_rows:
-        if row["backend"] != "torch" or row["mode"] != "train":
-            continue
-        jax_row = jax_rows.get((row["model"], row["batch_size"], row["precision"]))
-        if jax_row:
-            ratio = jax_row["images_per_second"] / row["images_per_second"]
-            checks.append({
-                "target": f"torch within {MAX_TORCH_OVER_JAX:.0f}x of JAX (JAX images/s / torch images/s)",
-                "where": _where(row) + f" vs JAX {jax_row['jit_meaning']}", "value": ratio,
-                "met": ratio <= MAX_TORCH_OVER_JAX,
-            })  # fmt: skip
-    for report in reports:
-        for row in report.get("pipelines", []):
-            if "skipped" in row:
-                continue
-            checks.append({
-                "target": f"pipeline >= {MIN_PIPELINE_OVER_MODEL:.0f}x the model's consumption",
-                "where": f"{row['backend']}, {row['source']} ({row['dataset']}), {row['pipeline']}",
-                "value": row["ratio_to_demand"], "met": row["ratio_to_demand"] >= MIN_PIPELINE_OVER_MODEL,
-            })  # fmt: skip
-    return checks
-
-
-def _where(row):
-    return f"{row['backend']} {row['jit_meaning']}, {row['model']}, batch {row['batch_size']}, {row['precision']}"
-
-
-def format_markdown(reports, checks, args, command):
-    lines = [
-        f"Command: `{command}`",
-        "",
-        "Images/s through `model.fit` (training: forward, backward, optimizer update) and "
-        "`model.predict` (inference) epochs of synthetic batches, median of "
-        f"{args.rounds} interleaved rounds after one untimed warm-up call (compilation excluded); "
-        "every model of a table row group is measured in the same rounds, so their ratios hold "
-        "on a busy machine even where absolute figures do not. Spread: (max - min) / median of the "
-        "per-round times.",
-        "",
-        "## Models",
-        "",
-        "| backend | compiled as | precision | batch | model | train images/s | train step (ms) "
-        "| spread | infer images/s | train step / ResNet-18 | infer / ResNet-18 |",
-        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for report in reports:
-        rows = report.get("models", [])
-        train = {(_key(row)): row for row in rows if row["mode"] == "train"}
-        infer = {(_key(row)): row for row in rows if row["mode"] == "infer"}
-        for key, row in train.items():
-            inference = infer.get(key, {})
-            lines.append(
-                f"| {row['backend']} | {row['jit_meaning']} | {row['precision']} | {row['batch_size']} | "
-                f"{row['model']} | {row['images_per_second']:.0f} | {row['median_step_ms']:.1f} | "
-                f"{100 * row['spread']:.0f}% | {_number(inference.get('images_per_second'), 0)} | "
-                f"{_number(row['step_time_ratio_vs_resnet18'], 3)} | "
-                f"{_number(inference.get('step_time_ratio_vs_resnet18'), 3)} |"
-            )
-    pipeline_rows = [row for report in reports for row in report.get("pipelines", [])]
-    if pipeline_rows:
-        lines += [
-            "",
-            "## Input pipelines",
-            "",
-            "Training pipeline (shuffle, the dataset's augmentation, resize, normalise; full batches of "
-            f"{args.pipeline_batch_size}) measured alone, against the training images/s of "
-            f"{', '.join(args.pipeline_models)} at the dataset's input size on the same backend "
-            "(Keras' default compilation, `jit_compile=\"auto\"`); the fastest model is the demand. In training the two "
-            "share the CPU, so a pipeline 3x faster than the demand costs the model about a "
-            "quarter of the machine.",
-            "",
-            "| backend | source format | dataset | input | augmentation | pipeline | pipeline images/s "
-            "| demand images/s (model) | pipeline / demand | target >= 3x |",
-            "| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | --- |",
-        ]
-        for row in pipeline_rows:
-            if "skipped" in row:
-                lines.append(f"| {row['backend']} | {row['source']} | {row['dataset']} | skipped: "
-                             f"{row['skipped']} | | | | | | |")  # fmt: skip
-                continue
-            lines.append(
-                f"| {row['backend']} | {row['source']} | {row['dataset']} | {row['input_shape']} | "
-                f"{row['augmentation']} | {row['pipeline']} | {row['images_per_second']:.0f} | "
-                f"{row['demand_images_per_second']:.0f} ({row['demand_model']}, "
-                f"{JIT_MEANINGS[(row['backend'], row['demand_jit'])]}) | "
-                f"{row['ratio_to_demand']:.1f} | {'met' if row['ratio_to_demand'] >= MIN_PIPELINE_OVER_MODEL else 'MISSED'} |"
-            )
-    lines += ["", "## Targets", "", format_targets(checks), ""]
-    for report in reports:
-        machine = report["machine"]
-        versions = ", ".join(
-            f"{name} {machine[name]}" for name in ("keras", "tensorflow", "jax", "torch") if name in machine
-        )
-        lines.append(
-            f"- {machine['backend']}: {machine['processor']}, {machine['cpu_count']} cores, "
-            f"{', '.join(machine.get('gpus') or []) or 'no GPU'}; {versions}; 1-minute load average "
-            f"{machine.get('load_average_start', '?')} at the start, {machine.get('load_average_end', '?')} "
-            "at the end."
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _key(row):
-    return row["backend"], row["jit"], row["precision"], row["batch_size"], row["model"]
-
-
-def _number(value, digits):
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def format_targets(checks):
-    """A summary line per target (met / checked, worst case), then every missed check."""
-    if not checks:
-        return "No target could be checked (no matching measurements)."
-    by_target = {}
-    for check in checks:
-        by_target.setdefault(check["target"], []).append(check)
-    lines = []
-    for target, group in by_target.items():
-        met = sum(check["met"] for check in group)
-        values = [check["value"] for check in group]
-        verdict = "met everywhere" if met == len(group) else f"MISSED in {len(group) - met}"
-        lines.append(
-            f"- {target}: {verdict} ({met} of {len(group)} settings met); values "
-            f"{min(values):.2f} to {max(values):.2f}, median {statistics.median(values):.2f}"
-        )
-        for check in group:
-            if not check["met"]:
-                lines.append(f"  - missed: {check['where']}: {check['value']:.2f}")
-    return "\n".join(lines)
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else [str(argument) for argument in argv]
     args, status = parse_command_line(build_parser(), argv, validate=_check_args)
@@ -541,14 +341,17 @@ def main(argv=None):
             failed.append(backend)
         else:
             reports.append(report)
-    checks = evaluate_targets(reports)
+    checks = benchmarks.evaluate_targets(reports)
     command = " ".join(["python scripts/benchmark.py", *argv]).strip()
-    text = format_markdown(reports, checks, args, command)
+    text = benchmarks.format_throughput_markdown(
+        reports, checks, command, rounds=args.rounds, pipeline_batch_size=args.pipeline_batch_size,
+        pipeline_models=args.pipeline_models,
+    )  # fmt: skip
     if failed:
         text += f"\nFailed (no figures): {', '.join(failed)}.\n"
     atomic_write_json(f"{args.output}.json", {"command": command, "reports": reports, "targets": checks})
     atomic_write_text(f"{args.output}.md", text)
-    print(format_targets(checks))
+    print(benchmarks.format_targets(checks))
     print(f"wrote {args.output}.json and {args.output}.md")
     return 1 if failed else 0
 

@@ -23,7 +23,6 @@ average before and after, to show how busy the machine was.
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -155,6 +154,7 @@ def run(args):
     import numpy as np
 
     from keras_gradattn.callbacks import GradientNormLogger
+    from keras_gradattn.utils import describe_machine
 
     backend = keras.backend.backend()
     rng = np.random.default_rng(args.seed)
@@ -206,6 +206,7 @@ def run(args):
                     flush=True,
                 )
     load_after = os.getloadavg()
+    machine = describe_machine()
 
     def median_of(name, clock, round_index=None):
         rounds = samples[name] if round_index is None else [samples[name][round_index]]
@@ -223,9 +224,10 @@ def run(args):
         "trainable_parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
         "trainable_variables": len(model.trainable_variables),
         "machine": {
-            "platform": platform.platform(),
+            # Keys as in the committed results/gradient_logger_overhead files.
+            "platform": machine["platform"],
             "python": sys.version.split()[0],
-            "cpus": os.cpu_count(),
+            "cpus": machine["cpu_count"],
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
             "load_average_before": load_before,
             "load_average_after": load_after,

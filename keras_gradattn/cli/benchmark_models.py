@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 
+from keras_gradattn import benchmarks
 from keras_gradattn.cli.arguments import HelpFormatter
 from keras_gradattn.cli.arguments import OneLineErrorParser
 from keras_gradattn.cli.arguments import image_shape
@@ -26,8 +27,6 @@ from keras_gradattn.cli.arguments import positive_int
 DEFAULT_MODELS = "resnet18,gradattn_nope,gradattn_learned_pe,gradattn_rope"
 DEFAULT_SHAPES = "28x28x1,32x32x3"
 BASELINE = "resnet18"
-# Issue targets for GradAttn / ResNet-18 step time.
-TARGET_RATIOS = {"jax": 1.10, "tensorflow": 1.10, "torch": 1.20}
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
@@ -72,7 +71,6 @@ def run_worker(args):
     prints one JSON line."""
     import keras
 
-    from keras_gradattn import benchmarking
     from keras_gradattn import create_model
 
     backend = keras.backend.backend()
@@ -82,17 +80,17 @@ def run_worker(args):
     results = []
     for shape in args.input_shapes:
         label = "x".join(map(str, shape))
-        images, labels = benchmarking.synthetic_batch(args.batch_size, shape, args.num_classes)
+        images, labels = benchmarks.synthetic_batch(args.batch_size, shape, args.num_classes)
         steps = {}
         for name in args.models:
             progress(f"{label}: building {name}")
             keras.utils.set_random_seed(0)
             model = create_model(name, num_classes=args.num_classes, input_shape=shape)
             model.compile(jit_compile=jit_compile)
-            steps[name] = benchmarking.training_function(
+            steps[name] = benchmarks.training_function(
                 model, images, labels, args.steps_per_round
             )
-        measurements = benchmarking.measure_interleaved(
+        measurements = benchmarks.measure_interleaved(
             steps, args.batch_size * args.steps_per_round, rounds=args.rounds,
             progress=lambda message: progress(f"{label}: {message}"),
         )
@@ -109,7 +107,7 @@ def run_worker(args):
                     if baseline else None
                 ),
             })
-    print(json.dumps({"machine": benchmarking.describe_machine(), "results": results}))
+    print(json.dumps({"machine": benchmarks.describe_environment(), "results": results}))
     return 0
 
 
@@ -124,36 +122,6 @@ def run_backend(argv, backend):
               file=sys.stderr)
         return None
     return json.loads(process.stdout.strip().splitlines()[-1])
-
-
-def format_table(reports, args):
-    lines = [
-        f"Training throughput, batch {args.batch_size}, {args.precision}, jit_compile="
-        f"{args.jit_compile}; `model.fit` epochs of {args.steps_per_round} steps, median "
-        f"of {args.rounds} interleaved rounds after one untimed round.",
-        "",
-        "| backend | input | model | images/s | step (ms) | spread | step time / ResNet-18 | target |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for report in reports:
-        backend = report["machine"]["backend"]
-        for row in report["results"]:
-            ratio = row["step_time_ratio_vs_resnet18"]
-            target = ""
-            if ratio is not None and row["model"].startswith("gradattn"):
-                limit = TARGET_RATIOS[backend]
-                target = f"<= {limit:.2f} {'met' if ratio <= limit else 'MISSED'}"
-            lines.append(
-                f"| {backend} | {row['input_shape']} | {row['model']} | "
-                f"{row['images_per_second']:.0f} | {row['median_step_ms']:.1f} | "
-                f"{100 * row['spread']:.0f}% | "
-                f"{'' if ratio is None else f'{ratio:.3f}'} | {target} |"
-            )
-    machine = reports[0]["machine"] if reports else {}
-    gpus = ", ".join(machine.get("gpus") or []) or "no GPU"
-    lines += ["", f"Machine: {machine.get('processor')}, {machine.get('cpu_count')} cores, "
-              f"{gpus}."]
-    return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
@@ -175,7 +143,10 @@ def main(argv=None):
             failed.append(backend)
         else:
             reports.append(report)
-    table = format_table(reports, args)
+    table = benchmarks.format_models_table(
+        reports, batch_size=args.batch_size, precision=args.precision, jit_compile=args.jit_compile,
+        steps_per_round=args.steps_per_round, rounds=args.rounds,
+    )  # fmt: skip
     if failed:
         table += f"\nFailed (no figures): {', '.join(failed)}.\n"
     command = "python scripts/benchmark_models.py " + " ".join(argv)

@@ -9,13 +9,13 @@
 import datetime
 import json
 import os
-import platform
 
 from keras_gradattn.experiments import aggregate
 from keras_gradattn.experiments import grid
 from keras_gradattn.experiments import report
 from keras_gradattn.utils import atomic_write_json
 from keras_gradattn.utils import atomic_write_text
+from keras_gradattn.utils import describe_machine
 
 RUNS_FOLDER = "runs"
 
@@ -26,20 +26,6 @@ class ExperimentError(ValueError):
 
 def _now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def describe_machine():
-    """What the runs ran on: CPU model, core count, platform (no backend needed)."""
-    processor = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    processor = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"processor": processor, "cpu_count": os.cpu_count(), "platform": platform.platform()}
 
 
 def meta_path(results_dir):

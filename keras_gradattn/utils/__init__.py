@@ -4,4 +4,5 @@ from keras_gradattn.utils.io import atomic_path
 from keras_gradattn.utils.io import atomic_write_bytes
 from keras_gradattn.utils.io import atomic_write_json
 from keras_gradattn.utils.io import atomic_write_text
+from keras_gradattn.utils.machine import describe_machine
 from keras_gradattn.utils.serialization import register_serializable

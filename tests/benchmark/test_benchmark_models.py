@@ -1,5 +1,6 @@
 """`scripts/benchmark_models.py`: its table and its handling of bad input (not its speed)."""
 
+from keras_gradattn.benchmarks import format_models_table
 from keras_gradattn.cli import benchmark_models
 
 
@@ -18,7 +19,10 @@ def test_table_marks_each_backend_target():
     args = benchmark_models.build_parser().parse_args([])
     reports = [_report("jax", {"resnet18": 1.0, "gradattn_rope": 1.05}),
                _report("torch", {"resnet18": 1.0, "gradattn_rope": 1.25})]  # fmt: skip
-    table = benchmark_models.format_table(reports, args)
+    table = format_models_table(
+        reports, batch_size=args.batch_size, precision=args.precision, jit_compile=args.jit_compile,
+        steps_per_round=args.steps_per_round, rounds=args.rounds,
+    )  # fmt: skip
     assert "| jax | 28x28x1 | gradattn_rope | 95 | 10.5 | 5% | 1.050 | <= 1.10 met |" in table
     assert "| torch | 28x28x1 | gradattn_rope | 80 | 12.5 | 5% | 1.250 | <= 1.20 MISSED |" in table
     # The baseline row carries no target.

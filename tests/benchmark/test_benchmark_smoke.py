@@ -7,6 +7,8 @@ import os
 import keras
 import pytest
 
+from keras_gradattn import benchmarks
+from keras_gradattn.benchmarks.reporting import JIT_MEANINGS
 from keras_gradattn.cli import benchmark
 from testing_utils import SMALL_BACKBONE
 from testing_utils import SMALL_ENCODER
@@ -36,7 +38,7 @@ def test_model_rows(tiny_report):
     assert {row["jit"] for row in rows} == set(modes)
     for row in rows:
         assert row["images_per_second"] > 0 and row["median_step_ms"] > 0
-        assert row["jit_meaning"] == benchmark.JIT_MEANINGS[(BACKEND, row["jit"])]
+        assert row["jit_meaning"] == JIT_MEANINGS[(BACKEND, row["jit"])]
         assert row["input_shape"] == "28x28x1" and row["batch_size"] == 8
     baseline = [row for row in rows if row["model"] == "resnet18"]
     assert all(row["step_time_ratio_vs_resnet18"] == pytest.approx(1.0) for row in baseline)
@@ -62,28 +64,31 @@ def test_pipeline_rows(tiny_report):
 
 
 def test_targets_and_markdown(tiny_report):
-    checks = benchmark.evaluate_targets([tiny_report])
+    checks = benchmarks.evaluate_targets([tiny_report])
     targets = {check["target"] for check in checks}
     assert any(target.startswith("pipeline >= 3x") for target in targets)
     if BACKEND in ("jax", "tensorflow"):
         assert any(target.startswith("GradAttn / ResNet-18 step time") for target in targets)
     args = benchmark.build_parser().parse_args(TINY)
-    text = benchmark.format_markdown([tiny_report], checks, args, "python scripts/benchmark.py ...")
+    text = benchmarks.format_throughput_markdown(
+        [tiny_report], checks, "python scripts/benchmark.py ...", rounds=args.rounds,
+        pipeline_batch_size=args.pipeline_batch_size, pipeline_models=args.pipeline_models,
+    )  # fmt: skip
     assert "## Models" in text and "## Input pipelines" in text and "## Targets" in text
     assert text.count("| gradattn_learned_pe |") == len(benchmark.AUTO_JIT_MODES[BACKEND])
 
 
 def test_torch_against_jax_target_from_fabricated_rows():
     def row(backend, jit, images_per_second):
-        return {"backend": backend, "jit": jit, "jit_meaning": benchmark.JIT_MEANINGS[(backend, jit)],
+        return {"backend": backend, "jit": jit, "jit_meaning": JIT_MEANINGS[(backend, jit)],
                 "model": "resnet18", "batch_size": 128, "precision": "float32", "mode": "train",
                 "images_per_second": images_per_second, "step_time_ratio_vs_resnet18": 1.0}  # fmt: skip
 
     reports = [{"models": [row("jax", "on", 400.0), row("jax", "off", 50.0)]},
                {"models": [row("torch", "off", 100.0)]}]  # fmt: skip
-    (check,) = [c for c in benchmark.evaluate_targets(reports) if c["target"].startswith("torch")]
+    (check,) = [c for c in benchmarks.evaluate_targets(reports) if c["target"].startswith("torch")]
     assert check["value"] == pytest.approx(4.0) and not check["met"]
-    assert "MISSED in 1" in benchmark.format_targets([check])
+    assert "MISSED in 1" in benchmarks.format_targets([check])
 
 
 def test_main_writes_json_and_markdown(tmp_path, monkeypatch, tiny_report):

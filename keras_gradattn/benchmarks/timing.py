@@ -1,15 +1,10 @@
-"""Throughput measurement for models: warm-up excluded, interleaved rounds,
-medians. Used by the benchmark commands; no backend-specific code."""
+"""Throughput measurement of models and input pipelines: warm-up excluded,
+interleaved rounds, medians. No backend-specific code."""
 
 import dataclasses
-import os
-import platform
-import shutil
 import statistics
-import subprocess
 import time
 
-import keras
 import numpy as np
 
 
@@ -37,6 +32,8 @@ class Measurement:
 
 
 def synthetic_batch(batch_size, input_shape, num_classes, seed=0):
+    """Standard-normal float32 images and uniform int32 labels: throughput
+    does not depend on the values, and a fixed seed gives every run the same batch."""
     rng = np.random.default_rng(seed)
     images = rng.standard_normal((batch_size, *input_shape), dtype=np.float32)
     labels = rng.integers(0, num_classes, size=batch_size).astype("int32")
@@ -112,49 +109,16 @@ def inference_function(model, images, steps):
     return infer
 
 
-def describe_machine():
-    """Backend, device and library versions, for the record of a benchmark."""
-    try:
-        devices = keras.distribution.list_devices()
-    except AttributeError:  # Keras' torch backend has no distribution support.
-        devices = None
-    description = {
-        "backend": keras.backend.backend(),
-        "devices": devices,
-        "gpus": _gpu_names(),
-        "platform": platform.platform(),
-        "processor": _cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-    }
-    backend = keras.backend.backend()
-    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
-    description[module] = __import__(module).__version__
-    return description
+def pipeline_function(dataset, num_batches):
+    """A zero-argument callable that pulls `num_batches` batches (as NumPy, as
+    `fit` would hand them to the model) from one persistent iterator."""
+    from keras_gradattn.data.pipeline import _iterate_batches
 
+    batches = _iterate_batches(dataset)
 
-def _gpu_names():
-    """NVIDIA GPUs on this machine, from nvidia-smi (independent of backend)."""
-    if shutil.which("nvidia-smi") is None:
-        return []
-    try:
-        listing = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=30, check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.strip() for line in listing.splitlines() if line.strip()]
+    def pull():
+        for _ in range(num_batches):
+            images, _ = next(batches)
+            np.asarray(images)
 
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return pull
