@@ -7,7 +7,6 @@ import sys
 
 # Runs from a checkout without installing the package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_gradattn.cli.benchmark import main  # noqa: E402
 

@@ -38,6 +38,7 @@ import tempfile
 
 from keras_gradattn import benchmarks
 from keras_gradattn.benchmarks.reporting import JIT_MEANINGS
+from keras_gradattn.backend import BACKENDS
 from keras_gradattn.cli.arguments import BadInput as _BadInput
 from keras_gradattn.cli.arguments import HelpFormatter
 from keras_gradattn.cli.arguments import OneLineErrorParser
@@ -47,9 +48,9 @@ from keras_gradattn.cli.arguments import names as name_list
 from keras_gradattn.cli.arguments import names_from
 from keras_gradattn.cli.arguments import parse_command_line
 from keras_gradattn.cli.arguments import positive_int
+from keras_gradattn.cli.keras_backend import choose_keras_backend
 from keras_gradattn.cli.arguments import positive_ints
 
-BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_MODELS = ("resnet18", "gradattn_nope", "gradattn_learned_pe", "gradattn_rope")
 BASELINE = "resnet18"
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -140,7 +141,7 @@ def _compile(model, backend, jit_mode):
 
 
 def _model_overrides(texts):
-    from keras_gradattn.cli.train import _key_value as parse_key_value
+    from keras_gradattn.training.config import parse_key_value
 
     return dict(parse_key_value(text) for text in texts)
 
@@ -328,6 +329,8 @@ def main(argv=None):
     if args is None:
         return status
     if args.worker:
+        # A worker measures the backend its parent set in KERAS_BACKEND.
+        choose_keras_backend()
         return run_worker(args)
 
     from keras_gradattn.utils import atomic_write_json

@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 
+from keras_gradattn.cli.keras_backend import choose_keras_backend
+
 TARGETS = {"100": 0.02, "1": 0.10}
 
 
@@ -259,7 +261,7 @@ def run(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    choose_keras_backend()
     results = run(args)
     print(
         f"backend={results['backend']} jit_compile={results['jit_compile']} batch={results['batch_size']} "

@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 from keras_gradattn import benchmarks
+from keras_gradattn.backend import BACKENDS
 from keras_gradattn.cli.arguments import HelpFormatter
 from keras_gradattn.cli.arguments import OneLineErrorParser
 from keras_gradattn.cli.arguments import image_shape
@@ -23,11 +24,11 @@ from keras_gradattn.cli.arguments import names
 from keras_gradattn.cli.arguments import names_from
 from keras_gradattn.cli.arguments import parse_command_line
 from keras_gradattn.cli.arguments import positive_int
+from keras_gradattn.cli.keras_backend import choose_keras_backend
 
 DEFAULT_MODELS = "resnet18,gradattn_nope,gradattn_learned_pe,gradattn_rope"
 DEFAULT_SHAPES = "28x28x1,32x32x3"
 BASELINE = "resnet18"
-BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def build_parser():
@@ -130,6 +131,8 @@ def main(argv=None):
     if args is None:
         return status
     if args.worker:
+        # A worker measures the backend its parent set in KERAS_BACKEND.
+        choose_keras_backend()
         return run_worker(args)
 
     from keras_gradattn.utils import atomic_write_json
