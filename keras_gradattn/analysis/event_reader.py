@@ -4,11 +4,24 @@ Both forms of scalar are understood: `simple_value` (TensorBoard's own and
 PyTorch's writers, and this package's pure-Python writer) and scalar tensors
 with the "scalars" plugin (what `tf.summary.scalar` writes). Histograms are
 returned as their bucket tables.
+
+Records are read with TensorBoard's own TensorFlow-free record reader, which
+checks both CRCs of every record. Like TensorBoard, reading a file stops at
+the first record that is truncated (still being written) or fails its CRC;
+here that also raises a warning.
+
+Why not TensorBoard's `EventFileLoader`: it imports TensorFlow whenever it is
+installed (18 s here, on a busy 2-core machine, before the first record), and
+its conversion of every value to the tensor form (`data_compat`) took 21 s
+for a file of 120,000 scalars that `read_events` reads in about 1.5 s. The
+pure-Python CRCs cost about 3x the time of not checking them (4.0 s instead
+of 1.5 s for a 5.4 MB file of 80,000 scalars on the same machine), which is
+still less than the TensorFlow import alone for files under some 20 MB.
 """
 
 import dataclasses
 import os
-import struct
+import warnings
 
 import numpy as np
 
@@ -72,18 +85,22 @@ def read_events(directory):
 
 def _iterate_events(path):
     from tensorboard.compat.proto import event_pb2
+    from tensorboard.compat.tensorflow_stub import errors
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import PyRecordReader_New
 
-    # TFRecord framing: length (uint64), its CRC (uint32), data, data CRC.
-    with open(path, "rb") as file:
-        data = file.read()
-    position = 0
-    while position + 12 <= len(data):
-        (length,) = struct.unpack("<Q", data[position : position + 8])
-        end = position + 12 + length + 4
-        if end > len(data):
-            break  # a record still being written
-        yield event_pb2.Event.FromString(data[position + 12 : position + 12 + length])
-        position = end
+    reader = PyRecordReader_New(path)
+    try:
+        while True:
+            try:
+                reader.GetNext()
+            except errors.OutOfRangeError:
+                return
+            except errors.DataLossError as error:
+                warnings.warn(f"{error.message}; the rest of {path} is not read", stacklevel=3)
+                return
+            yield event_pb2.Event.FromString(reader.record())
+    finally:
+        reader.file_handle.close()
 
 
 def _legacy_buckets(histo):

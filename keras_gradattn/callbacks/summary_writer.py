@@ -11,6 +11,17 @@
   log step writes dozens of scalars.
 - `TensorFlowSummaryWriter` ("tensorflow") uses `tf.summary`.
 
+Only the Event protos and the file name are assembled here; why not
+TensorBoard's higher-level pieces (timed on a busy 2-core machine):
+
+- `tensorboard.summary.writer.event_file_writer.EventFileWriter` (and the
+  `tensorboard.summary.Writer` built on it) opens its file through
+  `tensorboard.compat.tf`, which imports TensorFlow whenever it is installed:
+  creating one took 17.6 s, all of it the import.
+- `scalar_pb` took 94 microseconds per scalar against 4.6 for a `simple_value`
+  Summary; `histogram_pb` took 500 ms for a million values against 95 ms with
+  `np.histogram`, as it builds a values-by-buckets boolean matrix.
+
 "auto" picks "python" when the `tensorboard` package is installed and
 "tensorflow" otherwise.
 """

@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+
+import keras
 import numpy as np
 import pytest
 
@@ -28,6 +33,57 @@ def test_written_events_read_back(tmp_path, implementation):
     assert buckets[:, 2].sum() == pytest.approx(1000)
     assert buckets[0, 0] == pytest.approx(values.min(), abs=1e-6)
     assert buckets[-1, 1] == pytest.approx(values.max(), abs=1e-6)
+
+
+def _write_steps(log_dir, tag, steps):
+    writer = create_summary_writer(log_dir, implementation="python")
+    for step in steps:
+        writer.scalar(tag, float(step), step)
+    writer.close()
+    return writer.path
+
+
+@pytest.mark.parametrize("damage", ["flipped_byte", "truncated"])
+def test_reading_stops_at_a_damaged_record(tmp_path, damage):
+    tag = "grad_norm/stage1/conv"
+    path = _write_steps(tmp_path, tag, range(1, 11))
+    data = bytearray(open(path, "rb").read())
+    if damage == "flipped_byte":
+        # Inside the tag of step 6 (record 0 is the file-version event): a
+        # reader that skipped the CRCs would return step 6 under another tag.
+        position = -1
+        for _ in range(6):
+            position = data.index(tag.encode(), position + 1)
+        data[position + 1] ^= 0x01
+        expected_message, expected_steps = "crc32", [1, 2, 3, 4, 5]
+    else:
+        del data[-3:]
+        expected_message, expected_steps = "truncated", list(range(1, 10))
+    open(path, "wb").write(bytes(data))
+
+    with pytest.warns(UserWarning, match=expected_message):
+        events = read_events(tmp_path)
+    assert list(events.scalars) == [tag]
+    assert events.scalars[tag][0].tolist() == expected_steps
+
+
+def test_python_writer_and_reader_import_no_tensorflow(tmp_path):
+    code = (
+        "import sys\n"
+        "from keras_gradattn.analysis.event_reader import read_events\n"
+        "from keras_gradattn.callbacks.summary_writer import create_summary_writer\n"
+        f"writer = create_summary_writer({str(tmp_path)!r}, implementation='python')\n"
+        "writer.scalar('a', 1.0, 1); writer.histogram('h', [1.0, 2.0], 1); writer.close()\n"
+        f"assert list(read_events({str(tmp_path)!r}).scalars) == ['a']\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    backend = "jax" if keras.backend.backend() == "tensorflow" else keras.backend.backend()
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_bad_implementation(tmp_path):
