@@ -42,7 +42,7 @@ def _file_stem(name):
 def analyze(run_dirs, output, names=None):
     """Loads the runs, writes figures and the report; returns the written paths."""
     from keras_gradattn.analysis import figures
-    from keras_gradattn.analysis.report import markdown_report
+    from keras_gradattn.analysis.gradient_report import markdown_report
     from keras_gradattn.analysis.runs import RunDataError
     from keras_gradattn.analysis.runs import load_run
     from keras_gradattn.utils import atomic_write_text
