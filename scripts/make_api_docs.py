@@ -48,7 +48,7 @@ MODULES = (
     "keras_gradattn.training.plots",
     "keras_gradattn.analysis.runs",
     "keras_gradattn.analysis.figures",
-    "keras_gradattn.analysis.report",
+    "keras_gradattn.analysis.gradient_report",
     "keras_gradattn.experiments.paper",
 )
 # Keras hooks every layer and model overrides; their meaning is Keras'.

@@ -35,7 +35,7 @@ COMMANDS = (
         ),
     ),
     (
-        "scripts/analyze_gradients.py",
+        "scripts/analyze.py",
         (
             "Figures and a markdown report (`gradient_report.md`) from one or more run directories: the "
             "`GradientNormLogger` event files below each `RUN_DIR` and its `gradient_probe.json`. With "

@@ -7,4 +7,4 @@ from keras_gradattn.analysis.probe import GradientFlowProbe
 from keras_gradattn.analysis.probe import GradientFlowReport
 from keras_gradattn.analysis.probe import default_probe_targets
 from keras_gradattn.analysis.probe import probe_gradient_flow
-from keras_gradattn.analysis.statistics import gradient_flow_statistics
+from keras_gradattn.analysis.gradient_statistics import gradient_flow_statistics

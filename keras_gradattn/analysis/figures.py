@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from keras_gradattn.analysis.statistics import EXPLODING_THRESHOLD
-from keras_gradattn.analysis.statistics import VANISHING_THRESHOLD
+from keras_gradattn.analysis.gradient_statistics import EXPLODING_THRESHOLD
+from keras_gradattn.analysis.gradient_statistics import VANISHING_THRESHOLD
 from keras_gradattn.utils import atomic_path
 from keras_gradattn.utils.plotting import pyplot
 

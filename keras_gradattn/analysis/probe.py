@@ -29,9 +29,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_gradattn.analysis.statistics import EXPLODING_THRESHOLD
-from keras_gradattn.analysis.statistics import VANISHING_THRESHOLD
-from keras_gradattn.analysis.statistics import gradient_flow_statistics
+from keras_gradattn.analysis.gradient_statistics import EXPLODING_THRESHOLD
+from keras_gradattn.analysis.gradient_statistics import VANISHING_THRESHOLD
+from keras_gradattn.analysis.gradient_statistics import gradient_flow_statistics
 from keras_gradattn.backend import value_and_grad
 from keras_gradattn.utils import atomic_write_json
 

@@ -1,6 +1,6 @@
-"""analyze_gradients: figures and a markdown report from runs' gradient logs.
+"""analyze.py (the `gradattn-analyze` command): figures and a markdown report from runs' gradient logs.
 
-    python scripts/analyze_gradients.py runs/resnet18 runs/gradattn_rope --output analysis/
+    python scripts/analyze.py runs/resnet18 runs/gradattn_rope --output analysis/
 
 For each RUN_DIR it reads the TensorBoard event files written by
 GradientNormLogger (anywhere below RUN_DIR, e.g. RUN_DIR/logs) and, when
@@ -19,7 +19,7 @@ REPORT_FILE_NAME = "gradient_report.md"
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="analyze_gradients",
+        prog="analyze.py",
         description="Plot gradient flow of training runs (GradientNormLogger logs, gradient probe) and write a report.",
     )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories to analyze")
@@ -42,7 +42,7 @@ def _file_stem(name):
 def analyze(run_dirs, output, names=None):
     """Loads the runs, writes figures and the report; returns the written paths."""
     from keras_gradattn.analysis import figures
-    from keras_gradattn.analysis.report import markdown_report
+    from keras_gradattn.analysis.gradient_report import markdown_report
     from keras_gradattn.analysis.runs import RunDataError
     from keras_gradattn.analysis.runs import load_run
     from keras_gradattn.utils import atomic_write_text
@@ -100,7 +100,7 @@ def main(argv=None):
     try:
         written = analyze(args.run_dirs, args.output, args.names)
     except RunDataError as error:
-        print(f"analyze_gradients: error: {error}", file=sys.stderr)
+        print(f"analyze.py: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     for path in written:
         print(path)

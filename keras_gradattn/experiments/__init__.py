@@ -4,12 +4,12 @@
 `gradattn-train` runs, one subprocess each (`grid`), collects their small
 files into `results/<experiment>/` (`experiment`), and turns them into
 tables: mean and std per cell, paired differences against a baseline with an
-exact sign-flip test (`statistics`, `aggregate`), and markdown beside the
-paper's reported figures (`paper`, `report`). See docs/reproduce.md.
+exact sign-flip test (`seed_statistics`, `aggregate`), and markdown beside
+the paper's reported figures (`paper`, `results_markdown`). See docs/reproduce.md.
 """
 
-from keras_gradattn.experiments.statistics import confidence_interval_95
-from keras_gradattn.experiments.statistics import mean_std
-from keras_gradattn.experiments.statistics import paired_comparison
-from keras_gradattn.experiments.statistics import sign_flip_p_value
-from keras_gradattn.experiments.statistics import smallest_attainable_p_value
+from keras_gradattn.experiments.seed_statistics import confidence_interval_95
+from keras_gradattn.experiments.seed_statistics import mean_std
+from keras_gradattn.experiments.seed_statistics import paired_comparison
+from keras_gradattn.experiments.seed_statistics import sign_flip_p_value
+from keras_gradattn.experiments.seed_statistics import smallest_attainable_p_value

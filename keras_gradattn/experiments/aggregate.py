@@ -14,8 +14,8 @@ import math
 import os
 
 from keras_gradattn.experiments import paper
-from keras_gradattn.experiments.statistics import mean_std
-from keras_gradattn.experiments.statistics import paired_comparison
+from keras_gradattn.experiments.seed_statistics import mean_std
+from keras_gradattn.experiments.seed_statistics import paired_comparison
 from keras_gradattn.utils import atomic_write_text
 
 BASELINE = "resnet18"

@@ -12,7 +12,7 @@ import os
 
 from keras_gradattn.experiments import aggregate
 from keras_gradattn.experiments import grid
-from keras_gradattn.experiments import report
+from keras_gradattn.experiments import results_markdown
 from keras_gradattn.utils import atomic_write_json
 from keras_gradattn.utils import atomic_write_text
 from keras_gradattn.utils import describe_machine
@@ -29,7 +29,7 @@ def _now():
 
 
 def meta_path(results_dir):
-    return os.path.join(results_dir, report.EXPERIMENT_FILE)
+    return os.path.join(results_dir, results_markdown.EXPERIMENT_FILE)
 
 
 def load_meta(results_dir):
@@ -96,27 +96,27 @@ def write_tables(results_dir, baseline=aggregate.BASELINE):
     """
     meta = load_meta(results_dir)
     if meta is None:
-        raise ExperimentError(f"{results_dir!r} holds no {report.EXPERIMENT_FILE}; run the grid first")
+        raise ExperimentError(f"{results_dir!r} holds no {results_markdown.EXPERIMENT_FILE}; run the grid first")
     records = aggregate.load_run_records(os.path.join(results_dir, RUNS_FOLDER))
     records.sort(key=lambda record: (record["dataset"], record["model"], record["seed"], record["backend"]))
     summary_rows = aggregate.summarize(records)
     paired_rows = aggregate.paired_comparisons(records, baseline=baseline)
     cross_rows, backends = aggregate.cross_backend(records)
-    aggregate.write_csv(os.path.join(results_dir, report.RUNS_FILE), records, aggregate.RUN_FIELDS)
-    aggregate.write_csv(os.path.join(results_dir, report.SUMMARY_FILE), summary_rows, aggregate.SUMMARY_FIELDS)
-    aggregate.write_csv(os.path.join(results_dir, report.PAIRED_FILE), paired_rows, aggregate.PAIRED_FIELDS)
-    cross_path = os.path.join(results_dir, report.CROSS_BACKEND_FILE)
+    aggregate.write_csv(os.path.join(results_dir, results_markdown.RUNS_FILE), records, aggregate.RUN_FIELDS)
+    aggregate.write_csv(os.path.join(results_dir, results_markdown.SUMMARY_FILE), summary_rows, aggregate.SUMMARY_FIELDS)
+    aggregate.write_csv(os.path.join(results_dir, results_markdown.PAIRED_FILE), paired_rows, aggregate.PAIRED_FIELDS)
+    cross_path = os.path.join(results_dir, results_markdown.CROSS_BACKEND_FILE)
     if cross_rows:
         aggregate.write_csv(cross_path, cross_rows, aggregate.cross_backend_fields(backends))
     elif os.path.exists(cross_path):
         os.remove(cross_path)
     # The README is written from the CSVs just written, exactly as --docs-only reads them.
-    meta, summary_csv, paired_csv, cross_csv = report.load_experiment(results_dir)
+    meta, summary_csv, paired_csv, cross_csv = results_markdown.load_experiment(results_dir)
     atomic_write_text(
-        os.path.join(results_dir, "README.md"), report.experiment_readme(meta, summary_csv, paired_csv, cross_csv)
+        os.path.join(results_dir, "README.md"), results_markdown.experiment_readme(meta, summary_csv, paired_csv, cross_csv)
     )
     return summary_rows, paired_rows, cross_rows
 
 
 def write_results_document(results_root, output_path, command):
-    atomic_write_text(output_path, report.results_document(results_root, command=command))
+    atomic_write_text(output_path, results_markdown.results_document(results_root, command=command))

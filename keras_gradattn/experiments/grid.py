@@ -16,7 +16,6 @@ The parent process only plans, starts and watches; all training happens in the r
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -210,11 +209,6 @@ def collect_run(run_dir, destination):
             atomic_write_bytes(os.path.join(destination, name), file.read())
         copied.append(name)
     return copied
-
-
-def remove_collected(destination):
-    """Deletes a collected run (used when its run directory no longer exists)."""
-    shutil.rmtree(destination, ignore_errors=True)
 
 
 @dataclasses.dataclass

@@ -143,10 +143,17 @@ class DepthTokenEncoder(keras.layers.Layer):
         x = tokens
         if self.position_embedding is not None:
             x = self.position_embedding(x)
+        # The head-averaged scores are only for inspection: the training
+        # forward pass neither asks for them nor averages and stacks them.
         per_layer_scores = []
         for layer in self.encoder_layers:
-            x, scores = layer(x, training=training, return_attention_scores=True)
-            per_layer_scores.append(ops.mean(scores, axis=1))
+            if return_attention_scores:
+                x, scores = layer(
+                    x, training=training, return_attention_scores=True
+                )
+                per_layer_scores.append(ops.mean(scores, axis=1))
+            else:
+                x = layer(x, training=training)
         if self.final_norm is not None:
             x = self.final_norm(x)
         if return_attention_scores:

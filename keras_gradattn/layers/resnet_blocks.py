@@ -130,11 +130,6 @@ class ResNetStem(keras.layers.Layer):
     def reduction(self):
         return 4 if self.kind == "imagenet" else 1
 
-    @property
-    def num_downsamplings(self):
-        """Stride-2 operations, each of which needs at least 2 input pixels."""
-        return 2 if self.kind == "imagenet" else 0
-
     def _sequence(self):
         return [self.conv_pad, self.conv, self.norm, self.pool_pad, self.pool]
 

@@ -99,7 +99,7 @@ def test_cli_reference_agrees_with_help(tmp_path):
         ), f"{script}: options differ from docs/cli.md"
 
 
-@pytest.mark.parametrize("script", ["scripts/train.py", "scripts/analyze_gradients.py"])
+@pytest.mark.parametrize("script", ["scripts/train.py", "scripts/analyze.py"])
 def test_help_of_the_real_command_is_the_documented_one(script):
     # What a shell user gets, from a separate process: the in-process capture
     # of the generator must not differ from it.

@@ -69,21 +69,21 @@ def test_run_without_logs_is_a_one_line_error(tmp_path, capsys):
     empty.mkdir()
     assert main([str(empty), "--output", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith("analyze_gradients: error:") and "\n" not in error
+    assert error.startswith("analyze.py: error:") and "\n" not in error
     assert "empty_run" in error and "no TensorBoard logs" in error
     assert main([str(tmp_path / "missing"), "--output", str(tmp_path / "out")]) == 2
 
 
 def test_script_exit_code_and_no_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "scripts", "analyze_gradients.py"), str(tmp_path), "--output", str(tmp_path / "o")],
+        [sys.executable, os.path.join(REPO, "scripts", "analyze.py"), str(tmp_path), "--output", str(tmp_path / "o")],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("analyze_gradients: error:")
+    assert result.stderr.strip().splitlines()[-1].startswith("analyze.py: error:")
 
 
 def test_names_must_match_runs(tmp_path):

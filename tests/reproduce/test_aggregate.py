@@ -8,7 +8,7 @@ import pytest
 
 from keras_gradattn.experiments import aggregate
 from keras_gradattn.experiments import experiment
-from keras_gradattn.experiments import report
+from keras_gradattn.experiments import results_markdown
 from reproduce.reproduce_testing import fake_run
 
 
@@ -49,7 +49,7 @@ def test_a_dataset_the_paper_does_not_report_has_no_paper_figure(tmp_path):
     make_grid(tmp_path, ACCURACIES)
     rows = aggregate.summarize(aggregate.load_run_records(tmp_path))
     assert all(math.isnan(row["paper_top1_pct"]) for row in rows)
-    assert "| - |" in report.accuracy_table(rows)
+    assert "| - |" in results_markdown.accuracy_table(rows)
 
 
 def test_paired_comparison_by_hand(tmp_path):
@@ -91,7 +91,7 @@ def test_cross_backend_spread(tmp_path):
     (row,) = rows
     assert row["top1_spread_pp"] == pytest.approx(3.0)
     assert row["top1_pct_jax"] == pytest.approx(93.0) and row["time_per_epoch_s_torch"] == 5
-    table = report.cross_backend_table(rows)
+    table = results_markdown.cross_backend_table(rows)
     assert "top-1 % TensorFlow | top-1 % JAX | top-1 % PyTorch" in table
     assert "| 3.00 |" in table
 
@@ -118,13 +118,13 @@ def paired_row(**fields):
 
 
 def test_paired_reading_says_when_the_paper_is_contradicted():
-    text = report.paired_reading(paired_row())
+    text = results_markdown.paired_reading(paired_row())
     assert "behind `resnet18` on every one of the 3 seeds" in text
     assert "+11.07 pp" in text and "NOT reproduced" in text and "sign is reversed" in text
-    text = report.paired_reading(paired_row(wins=2, losses=1, mean_difference_pp=2.0, ci95_low_pp=-3.0,
+    text = results_markdown.paired_reading(paired_row(wins=2, losses=1, mean_difference_pp=2.0, ci95_low_pp=-3.0,
                                             ci95_high_pp=15.0))
     assert "interval includes zero" in text and "consistent with it" in text
-    text = report.paired_reading(paired_row(paper_difference_pp=float("nan")))
+    text = results_markdown.paired_reading(paired_row(paper_difference_pp=float("nan")))
     assert "reports no figure" in text
 
 
@@ -145,7 +145,7 @@ def test_experiment_tables_and_readme(tmp_path):
     assert "| fashion_mnist | `resnet18` | JAX | 42 43 44 (3) | 85.00 ± 5.00 | 64.11 |" in readme
     assert "python scripts/reproduce.py x" in readme
     # docs/results.md from the committed files alone.
-    document = report.results_document(str(tmp_path / "results"))
+    document = results_markdown.results_document(str(tmp_path / "results"))
     assert "## A test experiment" in document
     assert "## Where this confirms or contradicts the paper" in document
     assert "NOT reproduced" in document and "+11.07 pp" in document

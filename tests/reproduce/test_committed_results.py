@@ -2,14 +2,14 @@
 
 import os
 
-from keras_gradattn.experiments import report
+from keras_gradattn.experiments import results_markdown
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_docs_results_is_regenerated_from_the_committed_results():
     results_root = os.path.join(REPOSITORY, "results")
-    expected = report.results_document(results_root, command="python scripts/reproduce.py --docs-only")
+    expected = results_markdown.results_document(results_root, command="python scripts/reproduce.py --docs-only")
     with open(os.path.join(REPOSITORY, "docs", "results.md")) as file:
         committed = file.read()
     assert committed == expected, "docs/results.md is stale: run `python scripts/reproduce.py --docs-only`"

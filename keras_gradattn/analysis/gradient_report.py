@@ -2,9 +2,11 @@
 
 import numpy as np
 
+from keras_gradattn.utils.table_cells import is_missing
+
 
 def _number(value, digits=3):
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if is_missing(value):
         return "-"
     return f"{value:.{digits}g}"
 

@@ -5,19 +5,19 @@ import math
 import numpy as np
 import pytest
 
-from keras_gradattn.experiments import statistics
+from keras_gradattn.experiments import seed_statistics
 
 
 def test_mean_std_uses_the_sample_std():
-    mean, std, n = statistics.mean_std([0.9, 0.8, 0.7])
+    mean, std, n = seed_statistics.mean_std([0.9, 0.8, 0.7])
     assert (mean, n) == (pytest.approx(0.8), 3)
     assert std == pytest.approx(0.1)
 
 
 def test_mean_std_of_one_and_of_no_value():
-    mean, std, n = statistics.mean_std([5.0])
+    mean, std, n = seed_statistics.mean_std([5.0])
     assert (mean, n) == (5.0, 1) and math.isnan(std)
-    mean, std, n = statistics.mean_std([])
+    mean, std, n = seed_statistics.mean_std([])
     assert n == 0 and math.isnan(mean) and math.isnan(std)
 
 
@@ -40,14 +40,14 @@ def test_mean_std_of_one_and_of_no_value():
     ],
 )
 def test_sign_flip_p_value_by_hand(differences, expected):
-    assert statistics.sign_flip_p_value(differences) == pytest.approx(expected)
+    assert seed_statistics.sign_flip_p_value(differences) == pytest.approx(expected)
 
 
 def test_sign_flip_p_value_counts_ties_despite_float_rounding():
     # 0.1 + 0.2 - 0.3 is not exactly 0 in floats; its mirror must still tie.
-    assert statistics.sign_flip_p_value([0.1, 0.2, 0.3]) == pytest.approx(2 / 8)
+    assert seed_statistics.sign_flip_p_value([0.1, 0.2, 0.3]) == pytest.approx(2 / 8)
     # Same magnitudes in another order: the same p.
-    assert statistics.sign_flip_p_value([0.3, 0.1, 0.2]) == pytest.approx(2 / 8)
+    assert seed_statistics.sign_flip_p_value([0.3, 0.1, 0.2]) == pytest.approx(2 / 8)
 
 
 def test_sign_flip_agrees_with_brute_force_on_random_data():
@@ -58,25 +58,25 @@ def test_sign_flip_agrees_with_brute_force_on_random_data():
         for pattern in range(2**n):
             signs = np.array([1 if pattern >> bit & 1 else -1 for bit in range(n)])
             count += abs(np.sum(signs * values)) >= abs(np.sum(values)) - 1e-12
-        assert statistics.sign_flip_p_value(values) == pytest.approx(count / 2**n)
+        assert seed_statistics.sign_flip_p_value(values) == pytest.approx(count / 2**n)
 
 
 def test_smallest_attainable_p_value():
-    assert statistics.smallest_attainable_p_value(3) == 0.25
-    assert statistics.smallest_attainable_p_value(5) == 0.0625
-    assert statistics.sign_flip_p_value([5.0, 6.0, 7.0, 8.0, 9.0]) == 0.0625
+    assert seed_statistics.smallest_attainable_p_value(3) == 0.25
+    assert seed_statistics.smallest_attainable_p_value(5) == 0.0625
+    assert seed_statistics.sign_flip_p_value([5.0, 6.0, 7.0, 8.0, 9.0]) == 0.0625
 
 
 def test_confidence_interval_by_hand():
     # mean 2, std 1, n 3: half width 4.303 / sqrt(3).
-    low, high = statistics.confidence_interval_95([1.0, 2.0, 3.0])
+    low, high = seed_statistics.confidence_interval_95([1.0, 2.0, 3.0])
     half = 4.303 / math.sqrt(3)
     assert (low, high) == (pytest.approx(2 - half), pytest.approx(2 + half))
-    assert all(math.isnan(value) for value in statistics.confidence_interval_95([1.0]))
+    assert all(math.isnan(value) for value in seed_statistics.confidence_interval_95([1.0]))
 
 
 def test_paired_comparison_by_hand():
-    result = statistics.paired_comparison([90.0, 85.0, 80.0, 88.0], [88.0, 86.0, 77.0, 88.0])
+    result = seed_statistics.paired_comparison([90.0, 85.0, 80.0, 88.0], [88.0, 86.0, 77.0, 88.0])
     assert result["differences"] == pytest.approx([2.0, -1.0, 3.0, 0.0])
     assert result["mean"] == pytest.approx(1.0)
     assert result["std"] == pytest.approx(math.sqrt(((1 + 4 + 4 + 1) / 3)))
@@ -90,12 +90,12 @@ def test_paired_comparison_by_hand():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: statistics.paired_comparison([1.0, 2.0], [1.0]), "received 2 and 1"),
-        (lambda: statistics.sign_flip_p_value([]), "received none"),
-        (lambda: statistics.sign_flip_p_value([1.0] * 21), "received n=21"),
-        (lambda: statistics.sign_flip_p_value([1.0, float("nan")]), "finite"),
-        (lambda: statistics.mean_std([[1.0, 2.0]]), "received shape (1, 2)"),
-        (lambda: statistics.t_quantile_975(0), "received 0"),
+        (lambda: seed_statistics.paired_comparison([1.0, 2.0], [1.0]), "received 2 and 1"),
+        (lambda: seed_statistics.sign_flip_p_value([]), "received none"),
+        (lambda: seed_statistics.sign_flip_p_value([1.0] * 21), "received n=21"),
+        (lambda: seed_statistics.sign_flip_p_value([1.0, float("nan")]), "finite"),
+        (lambda: seed_statistics.mean_std([[1.0, 2.0]]), "received shape (1, 2)"),
+        (lambda: seed_statistics.t_quantile_975(0), "received 0"),
     ],
 )
 def test_bad_input_is_a_one_line_value_error(call, message):

@@ -7,12 +7,12 @@ alone: `python scripts/reproduce.py --docs-only`.
 """
 
 import json
-import math
 import os
 
 from keras_gradattn.experiments import paper
 from keras_gradattn.experiments.aggregate import BUDGET_FIELDS
 from keras_gradattn.experiments.aggregate import read_csv
+from keras_gradattn.utils.table_cells import is_missing
 
 EXPERIMENT_FILE = "experiment.json"
 SUMMARY_FILE = "summary.csv"
@@ -22,26 +22,22 @@ RUNS_FILE = "runs.csv"
 BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
 
-def _missing(value):
-    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
-
-
 def fmt(value, digits=2, signed=False):
-    if _missing(value):
+    if is_missing(value):
         return "-"
     return f"{float(value):+.{digits}f}" if signed else f"{float(value):.{digits}f}"
 
 
 def fmt_pm(mean, std, digits=2, signed=False):
     """"mean ± std", "mean" alone when std is missing (one seed), "-" when both are."""
-    if _missing(mean):
+    if is_missing(mean):
         return "-"
     text = fmt(mean, digits, signed)
-    return text if _missing(std) else f"{text} ± {fmt(std, digits)}"
+    return text if is_missing(std) else f"{text} ± {fmt(std, digits)}"
 
 
 def fmt_int(value):
-    return "-" if _missing(value) else f"{int(value):,}"
+    return "-" if is_missing(value) else f"{int(value):,}"
 
 
 def backend_name(backend):
@@ -53,7 +49,7 @@ def backend_name(backend):
 
 def budget_caption(row):
     """One sentence saying what a row's runs were allowed: epochs, images, batch."""
-    if _missing(row.get("max_train_samples")):
+    if is_missing(row.get("max_train_samples")):
         images = f"all {fmt_int(row.get('train_size'))} training images"
     else:
         images = (
@@ -61,7 +57,7 @@ def budget_caption(row):
             f"(`--max-train-samples {row['max_train_samples']}`)"
         )
     sizes = ""
-    if not _missing(row.get("validation_size")):
+    if not is_missing(row.get("validation_size")):
         sizes = (
             f"; validation {fmt_int(row['validation_size'])} and test {fmt_int(row['test_size'])} "
             "images (whole splits)"
@@ -119,7 +115,7 @@ def paired_table(paired_rows):
     ]
     for row in paired_rows:
         interval = "-"
-        if not _missing(row.get("ci95_low_pp")):
+        if not is_missing(row.get("ci95_low_pp")):
             interval = f"[{fmt(row['ci95_low_pp'], signed=True)}, {fmt(row['ci95_high_pp'], signed=True)}]"
         differences = row.get("differences_pp")
         if isinstance(differences, (int, float)):
@@ -141,7 +137,7 @@ def gradient_flow_table(summary_rows):
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in summary_rows:
-        if _missing(row.get("health_score_mean")):
+        if is_missing(row.get("health_score_mean")):
             continue
         lines.append(
             f"| {row['dataset']} | `{row['model']}` | {backend_name(row['backend'])} | {row['n']} | "
@@ -205,7 +201,7 @@ def paired_reading(row):
         direction = (
             f"`{model}` is ahead on {row['wins']} and behind on {row['losses']} of the {n} seeds"
         )
-    if _missing(low):
+    if is_missing(low):
         interval = "one seed: no error bar"
         excludes_zero = False
     else:
@@ -219,10 +215,10 @@ def paired_reading(row):
     if not excludes_zero:
         sentence += "; the interval includes zero, so no difference is established"
     paper_difference = row.get("paper_difference_pp")
-    if _missing(paper_difference):
+    if is_missing(paper_difference):
         return sentence + ". The paper reports no figure for this dataset."
     sentence += f". The paper reports {fmt(paper_difference, signed=True)} pp (one seed)"
-    if _missing(low):
+    if is_missing(low):
         return sentence + "."
     if low <= paper_difference <= high:
         return sentence + ", inside our interval: consistent with it at this budget."
@@ -240,7 +236,7 @@ def paired_reading(row):
 def absolute_reading(summary_row):
     """Our mean top-1 against the paper's, for one cell where the paper has a figure."""
     ours, theirs = summary_row["top1_pct_mean"], summary_row.get("paper_top1_pct")
-    if _missing(ours) or _missing(theirs):
+    if is_missing(ours) or is_missing(theirs):
         return None
     return (
         f"`{summary_row['model']}` on {summary_row['dataset']}: {fmt_pm(ours, summary_row['top1_pct_std'])}% "
@@ -396,7 +392,7 @@ def results_document(results_root, command="python scripts/reproduce.py --docs-o
         parts += experiment_sections(meta, summary_rows, paired_rows, cross_rows, heading="###")
         parts.append(f"Files and commands: [`results/{meta['name']}/`](../results/{meta['name']}/README.md).")
         for row in paired_rows:
-            if not _missing(row.get("paper_difference_pp")):
+            if not is_missing(row.get("paper_difference_pp")):
                 readings.append(f"- {meta['name']}, {backend_name(row['backend'])}: {paired_reading(row)}")
         for row in summary_rows:
             sentence = absolute_reading(row)
