@@ -187,7 +187,7 @@ def _variable_pair():
 def test_optimizer_apply_count_counts_micro_batches():
     variables = _variable_pair()
     optimizer = keras.optimizers.SGD(gradient_accumulation_steps=2)
-    gradients = [keras.ops.ones_like(variable) for variable in variables]
+    gradients = [keras.ops.ones(variable.shape) for variable in variables]
     for _ in range(3):
         optimizer.apply(gradients, variables)
     assert int(to_numpy(keras_internals.optimizer_apply_count(optimizer))) == 3
@@ -244,7 +244,7 @@ def test_transform_gradients_in_parallel_update_on_every_backend():
     keras_internals.transform_gradients_in_parallel_update(DoubledGradientSGD, DoubledGradientSGD._doubled)
     variables = _variable_pair()
     optimizer = DoubledGradientSGD(learning_rate=1.0)
-    optimizer.apply([keras.ops.ones_like(variable) for variable in variables], variables)
+    optimizer.apply([keras.ops.ones(variable.shape) for variable in variables], variables)
     # 1 - 1.0 * (2 * 1): the gradients were doubled once, whichever path ran.
     for variable in variables:
         np.testing.assert_allclose(to_numpy(variable), -np.ones(variable.shape))
