@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_gradattn.utils import keras_internals
 from keras_gradattn.utils import register_serializable
 
 # The class Keras instantiates for `keras.optimizers.Adam` on this backend.
@@ -50,13 +51,11 @@ class AdamL2(_BackendAdam):
         # TensorFlow and JAX update variable by variable.
         super().update_step(self._with_l2(gradient, variable), variable, learning_rate)
 
-    def _parallel_update_step(self, grads, variables, learning_rate):
-        # PyTorch updates all variables in one call and never calls
-        # update_step. (Not reached on other backends.)
-        grads = [self._with_l2(g, v.value) for g, v in zip(grads, variables)]
-        super()._parallel_update_step(grads, variables, learning_rate)
-
     def get_config(self):
         config = super().get_config()
         config.update({"l2": self.l2})
         return config
+
+
+# PyTorch updates all variables in one call and never calls update_step.
+keras_internals.transform_gradients_in_parallel_update(AdamL2, AdamL2._with_l2)

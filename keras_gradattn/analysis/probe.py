@@ -34,6 +34,7 @@ from keras_gradattn.analysis.gradient_statistics import VANISHING_THRESHOLD
 from keras_gradattn.analysis.gradient_statistics import gradient_flow_statistics
 from keras_gradattn.backend import value_and_grad
 from keras_gradattn.utils import atomic_write_json
+from keras_gradattn.utils import keras_internals
 
 PROBE_FILE_NAME = "gradient_probe.json"
 PROBE_FORMAT = "keras_gradattn.gradient_probe/1"
@@ -79,7 +80,7 @@ def default_probe_targets(model):
 
 def _all_layers(model):
     seen, layers = set(), []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in keras_internals.flatten_layers(model):
         if id(layer) not in seen:
             seen.add(id(layer))
             layers.append(layer)

@@ -16,6 +16,7 @@ from keras_gradattn.callbacks.optimizer_hook import squared_norm
 from keras_gradattn.callbacks.summary_writer import IMPLEMENTATIONS as WRITER_IMPLEMENTATIONS
 from keras_gradattn.callbacks.summary_writer import create_summary_writer
 from keras_gradattn.utils import atomic_write_json
+from keras_gradattn.utils import keras_internals
 from keras_gradattn.utils import register_serializable
 
 LAYOUT_FILE_NAME = "gradient_norm_layout.json"
@@ -144,8 +145,8 @@ class GradientNormLogger(keras.callbacks.Callback):
             # fit() made (and may have traced, in an earlier fit) the train
             # function before callbacks ran: make it again with the hook in it.
             model.make_train_function(force=True)
-            iterations = innermost_optimizer(optimizer)._iterations
-            self._step_offset = int(np.asarray(iterations.numpy()))
+            apply_count = keras_internals.optimizer_apply_count(innermost_optimizer(optimizer))
+            self._step_offset = int(np.asarray(apply_count.numpy()))
         except BaseException:
             self.detach()
             raise
@@ -208,7 +209,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         """
         if self._recorder is not None and self._recorder.installed:
             self._recorder.uninstall()
-            model = self._model
+            model = keras_internals.callback_model_as_set(self)
             if model is not None:
                 # The cached train function contains the hook.
                 model.train_function = None

@@ -40,6 +40,7 @@ import numpy as np
 from keras import ops
 
 from keras_gradattn.callbacks.gradient_layout import GradientLayout
+from keras_gradattn.utils import keras_internals
 
 REDUCTIONS = ("mean", "last", "max")
 
@@ -172,7 +173,7 @@ class GradientNormRecorder:
                 obj.__dict__[name] = previous
         self._patched = []
         for variable in self._own_variables():
-            self.target._untrack_variable(variable)
+            keras_internals.untrack_optimizer_variable(self.target, variable)
         if self.target.__dict__.get(_RECORDER_ATTRIBUTE) is self:
             del self.target.__dict__[_RECORDER_ATTRIBUTE]
         self.window = None
@@ -194,16 +195,8 @@ class GradientNormRecorder:
 
     def _hiding_own_variables(self, method):
         def hidden(store):
-            tracked = self.target._variables
-            own_ids = {id(variable) for variable in self._own_variables()}
-            positions = [(i, v) for i, v in enumerate(tracked) if id(v) in own_ids]
-            for _, variable in reversed(positions):
-                del tracked[_position_by_id(tracked, variable)]
-            try:
+            with keras_internals.optimizer_variables_hidden(self.target, self._own_variables()):
                 return method(store)
-            finally:
-                for position, variable in positions:
-                    tracked.insert(position, variable)
 
         return hidden
 
@@ -216,7 +209,7 @@ class GradientNormRecorder:
                 trainable_variables = list(trainable_variables)
                 variables = trainable_variables
             else:
-                variables = list(self.target._trainable_variables)
+                variables = keras_internals.optimizer_built_variables(self.target)
             if not self.ready and self.model.trainable_variables:
                 self._create_state()
             if self.ready and grads and len(grads) == len(variables):
@@ -242,7 +235,7 @@ class GradientNormRecorder:
             if scale is not None:
                 gradient = gradient / scale
             if accumulation_steps:
-                accumulator = target._accumulated_gradients[target._get_variable_index(variable)]
+                accumulator = keras_internals.accumulated_gradient(target, variable)
                 gradient = (gradient + ops.cast(accumulator, "float32")) / accumulation_steps
             rows.append(row)
             applied.append(gradient)
@@ -251,7 +244,8 @@ class GradientNormRecorder:
 
         is_update_step = None
         if accumulation_steps:
-            is_update_step = ops.equal((target._iterations + 1) % accumulation_steps, 0)
+            apply_count = keras_internals.optimizer_apply_count(target)
+            is_update_step = ops.equal((apply_count + 1) % accumulation_steps, 0)
 
         squared_norms = ops.stack([squared_norm(gradient) for gradient in applied])
         assignment = ops.convert_to_tensor(self.assignment)
@@ -329,10 +323,3 @@ def squared_norm(tensor):
     # the reshape is a free view.
     flat = ops.reshape(tensor, (-1,))
     return ops.vdot(flat, flat)
-
-
-def _position_by_id(items, item):
-    for position, candidate in enumerate(items):
-        if candidate is item:
-            return position
-    raise ValueError(f"{item!r} is not in the list")

@@ -10,22 +10,18 @@ They build on Keras' `DataLayer`, the base of its image preprocessing layers:
 inside a `tf.data` pipeline it runs the layer with TensorFlow ops whatever the
 Keras backend, elsewhere with the active backend (JAX, PyTorch), so the same
 layer serves both input pipelines. That base class is not exported by Keras;
-importing it is confined to this module.
+`keras_gradattn.utils.keras_internals` imports it.
 """
 
 import math
 
 import keras
 
-try:  # Keras >= 3.11
-    from keras.src.layers.preprocessing.data_layer import DataLayer as _DataLayer
-except ImportError:  # Keras 3.10 called it TFDataLayer.
-    from keras.src.layers.preprocessing.tf_data_layer import TFDataLayer as _DataLayer
-
+from keras_gradattn.utils import keras_internals
 from keras_gradattn.utils import register_serializable
 
 
-class _PerImageAffineCrop(_DataLayer):
+class _PerImageAffineCrop(keras_internals.DataLayer):
     """Shared plumbing: seeds, rank handling, config."""
 
     def __init__(self, seed=None, **kwargs):
@@ -52,7 +48,7 @@ class _PerImageAffineCrop(_DataLayer):
                 f"{type(self).__name__} needs a static height and width, got "
                 f"images of shape {images.shape}."
             )
-        seed = self._get_seed_generator(backend._backend)
+        seed = keras_internals.data_layer_seed_generator(self)
         transforms, interpolation, fill_mode = self._crop_transforms(
             shape[0], height, width, seed
         )

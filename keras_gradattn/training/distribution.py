@@ -28,6 +28,7 @@ import numpy as np
 
 from keras_gradattn.callbacks.best_model_checkpoint import save_model
 from keras_gradattn.training.errors import TrainingSetupError
+from keras_gradattn.utils import keras_internals
 
 TORCH_REFUSAL = (
     "--distribute is not available on the torch backend: Keras' torch backend has no "
@@ -116,7 +117,7 @@ class TensorFlowMirrored(SingleDevice):
 
 def _batch_norm_layers(model):
     return [
-        layer for layer in model._flatten_layers(include_self=False, recursive=True)
+        layer for layer in keras_internals.flatten_layers(model)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]  # fmt: skip
 
