@@ -19,17 +19,15 @@ This module imports Keras only, never the rest of the package.
 
 import contextlib
 
-import keras
-
 # Keras' base class of its image preprocessing layers: inside a `tf.data`
 # pipeline it runs the layer with TensorFlow ops whatever the Keras backend,
 # elsewhere with the active backend. Keras does not export it. It was
 # `TFDataLayer` in `tf_data_layer` up to Keras 3.11 and became `DataLayer` in
 # `data_layer` in 3.12. Checked: 3.10.0, 3.11.3, 3.12.0, 3.13.0, 3.15.1.
 try:
-    from keras.src.layers.preprocessing.data_layer import DataLayer
+    from keras.src.layers.preprocessing.data_layer import DataLayer  # noqa: F401 (keras_internals.DataLayer)
 except ImportError:
-    from keras.src.layers.preprocessing.tf_data_layer import TFDataLayer as DataLayer
+    from keras.src.layers.preprocessing.tf_data_layer import TFDataLayer as DataLayer  # noqa: F401
 
 
 def data_layer_seed_generator(layer):
