@@ -8,18 +8,25 @@ present, RUN_DIR/gradient_probe.json written by probe_gradient_flow, and
 writes PNG figures and gradient_report.md into the output folder.
 """
 
-import argparse
 import os
 import re
 import sys
 
+from keras_gradattn.cli.arguments import BadInput
+from keras_gradattn.cli.arguments import OneLineErrorParser
+from keras_gradattn.cli.arguments import fail
+from keras_gradattn.cli.arguments import parse_command_line
+from keras_gradattn.cli.arguments import program_name
+from keras_gradattn.cli.keras_backend import choose_keras_backend
+
 EXIT_BAD_INPUT = 2
+PROG = "analyze.py"
 REPORT_FILE_NAME = "gradient_report.md"
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="analyze.py",
+def build_parser():
+    parser = OneLineErrorParser(
+        prog=PROG,
         description="Plot gradient flow of training runs (GradientNormLogger logs, gradient probe) and write a report.",
     )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories to analyze")
@@ -29,10 +36,12 @@ def parse_args(argv=None):
     parser.add_argument(
         "--names", nargs="+", metavar="NAME", help="display names of the runs, one per RUN_DIR (default: folder names)"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _check_names(args):
     if args.names and len(args.names) != len(args.run_dirs):
-        parser.error(f"--names needs one name per RUN_DIR; received {len(args.names)} names for {len(args.run_dirs)} runs")
-    return args
+        raise BadInput(f"--names needs one name per RUN_DIR; received {len(args.names)} names for {len(args.run_dirs)} runs")
 
 
 def _file_stem(name):
@@ -91,17 +100,20 @@ def analyze(run_dirs, output, names=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    # The package imports Keras, which may import TensorFlow: keep its C++
-    # info lines out of a command-line tool's output.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    parser.prog = program_name(PROG, argv)
+    argv = sys.argv[1:] if argv is None else [str(argument) for argument in argv]
+    args, status = parse_command_line(parser, argv, validate=_check_names)
+    if args is None:
+        return status
+    # The analysis package imports Keras (the probe's model code).
+    choose_keras_backend()
     from keras_gradattn.analysis.runs import RunDataError
 
     try:
         written = analyze(args.run_dirs, args.output, args.names)
     except RunDataError as error:
-        print(f"analyze.py: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return fail(parser.prog, str(error), EXIT_BAD_INPUT)
     for path in written:
         print(path)
     return 0

@@ -6,6 +6,7 @@ argparse's usage block or a traceback: `OneLineErrorParser.error` raises
 """
 
 import argparse
+import os
 import sys
 
 EXIT_BAD_INPUT = 2
@@ -43,6 +44,15 @@ def parse_command_line(parser, argv, validate=None, namespace=None):
     except SystemExit as exit_request:  # --help
         return None, exit_request.code or 0
     return args, None
+
+
+def program_name(default, argv):
+    """The name a command reports its errors under: as the user invoked it
+    (`gradattn-train`, `train.py`) when it runs as a program (`argv` is None),
+    else `default` (its `main` called from Python with arguments)."""
+    if argv is not None:
+        return default
+    return os.path.basename(sys.argv[0]) or default
 
 
 def option_value(argv, flag):

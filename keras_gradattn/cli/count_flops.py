@@ -25,6 +25,7 @@ from keras_gradattn.cli.arguments import OneLineErrorParser
 from keras_gradattn.cli.arguments import image_shape
 from keras_gradattn.cli.arguments import names
 from keras_gradattn.cli.arguments import parse_command_line
+from keras_gradattn.cli.arguments import program_name
 from keras_gradattn.cli.arguments import positive_int
 from keras_gradattn.cli.arguments import fail
 from keras_gradattn.cli.keras_backend import choose_keras_backend
@@ -131,13 +132,15 @@ def format_table(rows, args):
 
 
 def main(argv=None):
+    parser = build_parser()
+    parser.prog = program_name(parser.prog, argv)
     argv = sys.argv[1:] if argv is None else list(argv)
-    args, status = parse_command_line(build_parser(), argv)
+    args, status = parse_command_line(parser, argv)
     if args is None:
         return status
     problem = choose_keras_backend("jax", flag="counting FLOPs needs the backend")
     if problem:
-        return fail(PROG, problem)
+        return fail(parser.prog, problem)
 
     from keras_gradattn.utils import atomic_write_json
     from keras_gradattn.utils import atomic_write_text

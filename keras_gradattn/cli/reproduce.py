@@ -35,6 +35,7 @@ from keras_gradattn.cli.arguments import key_value_text
 from keras_gradattn.cli.arguments import names as name_list
 from keras_gradattn.cli.arguments import non_negative_int
 from keras_gradattn.cli.arguments import positive_int
+from keras_gradattn.cli.arguments import program_name
 from keras_gradattn.cli.keras_backend import choose_keras_backend
 
 DEFAULT_MODELS = ("resnet18", "gradattn_nope", "gradattn_learned_pe", "gradattn_rope")
@@ -116,8 +117,8 @@ def build_parser():
     return parser
 
 
-def _fail(message, code=EXIT_BAD_INPUT):
-    return fail(PROG, message, code)
+def _fail(message, code=EXIT_BAD_INPUT, prog=PROG):
+    return fail(prog, message, code)
 
 
 def _check_mode(args):
@@ -188,16 +189,19 @@ def _resolve_grid(args):
 
 def main(argv=None):
     """Runs `gradattn-reproduce` with `argv` (default: the command line); returns the exit status."""
+    prog = program_name(PROG, argv)
     argv = sys.argv[1:] if argv is None else [str(argument) for argument in argv]
     # This process only plans and tabulates (each run chooses its own
     # backend), but the model registry it checks names against loads Keras.
     choose_keras_backend()
-    args, status = parse_command_line(build_parser(), argv)
+    parser = build_parser()
+    parser.prog = prog
+    args, status = parse_command_line(parser, argv)
     if args is None:
         return status
     problem = _check_mode(args)
     if problem:
-        return _fail(problem)
+        return _fail(problem, prog=prog)
 
     from keras_gradattn.experiments import experiment as experiment_lib
     from keras_gradattn.experiments import grid as grid_lib
@@ -213,14 +217,14 @@ def main(argv=None):
     runs_dir = args.runs_dir or os.path.join("runs", "reproduce", args.experiment)
     if args.aggregate_only:
         if experiment_lib.load_meta(results_dir) is None:
-            return _fail(f"no experiment {args.experiment!r} under {args.results_root!r} (no experiment.json)")
+            return _fail(f"no experiment {args.experiment!r} under {args.results_root!r} (no experiment.json)", prog=prog)
         collected = experiment_lib.collect_all(runs_dir, results_dir)
         return _write_outputs(args, results_dir, docs_path, f"collected {collected} runs from {runs_dir}")
 
     try:
         grid, model_args_for = _resolve_grid(args)
     except _BadInput as error:
-        return _fail(str(error))
+        return _fail(str(error), prog=prog)
     budget = grid_lib.Budget(
         epochs=args.epochs, max_train_samples=args.max_train_samples, batch_size=args.batch_size,
         probe_batches=args.probe_batches, data_dir=args.data_dir, dataset_args=tuple(args.dataset_arg or ()),
@@ -239,7 +243,7 @@ def main(argv=None):
             title=args.title, description=args.description,
         )  # fmt: skip
     except experiment_lib.ExperimentError as error:
-        return _fail(str(error))
+        return _fail(str(error), prog=prog)
 
     def collect(run, run_dir):
         grid_lib.collect_run(run_dir, experiment_lib.collected_dir(results_dir, run))
@@ -251,7 +255,7 @@ def main(argv=None):
             report=lambda line: print(line, flush=True),
         )  # fmt: skip
     except KeyboardInterrupt:
-        return _fail("interrupted; rerun the same command to resume", EXIT_INTERRUPTED)
+        return _fail("interrupted; rerun the same command to resume", EXIT_INTERRUPTED, prog=prog)
     status = _write_outputs(args, results_dir, docs_path, None)
     if status != EXIT_OK:
         return status

@@ -25,6 +25,7 @@ from keras_gradattn.cli.arguments import OneLineErrorParser
 from keras_gradattn.cli.arguments import fail
 from keras_gradattn.cli.arguments import option_value
 from keras_gradattn.cli.arguments import parse_command_line
+from keras_gradattn.cli.arguments import program_name
 from keras_gradattn.cli.keras_backend import choose_keras_backend
 from keras_gradattn.cli.keras_backend import requested_backend
 
@@ -180,14 +181,15 @@ def rerun_command(config, backend):
     return shlex.join(str(part) for part in parts)
 
 
-def _fail(message, code=EXIT_BAD_INPUT):
-    return fail(PROG, message, code)
-
-
 def main(argv=None):
     """Runs `gradattn-train` with `argv` (default: the command line); returns
     the exit status."""
+    prog = program_name(PROG, argv)
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
+
+    def _fail(message, code=EXIT_BAD_INPUT):
+        return fail(prog, message, code)
+
     config_path = option_value(argv, CONFIG_FLAG)
     try:
         record = read_config_file(config_path) if config_path else {}
@@ -196,7 +198,9 @@ def main(argv=None):
     problem = choose_keras_backend(requested_backend(argv) or record.get("backend"))
     if problem:
         return _fail(problem)
-    args, status = parse_command_line(build_parser(), argv, namespace=_namespace_from(record))
+    parser = build_parser()
+    parser.prog = prog
+    args, status = parse_command_line(parser, argv, namespace=_namespace_from(record))
     if args is None:
         return status
     problem = choose_keras_backend(args.backend)  # e.g. an abbreviated --back jax
@@ -221,7 +225,7 @@ def main(argv=None):
     try:
         result = run_training(
             config,
-            command_line=shlex.join([PROG, *argv]),
+            command_line=shlex.join([prog, *argv]),
             rerun_command=rerun_command(config.resolved(), keras.backend.backend()),
         )
     except ConfigFieldError as error:

@@ -82,6 +82,8 @@ def test_requested_backend(argv, expected):
 def keras_not_imported(monkeypatch):
     # choose_keras_backend() only checks once Keras is loaded; pretend it is not.
     monkeypatch.delitem(sys.modules, "keras")
+    # Nor may it import Keras again into this test process.
+    monkeypatch.setattr(keras_backend, "_import_keras", lambda: None)
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home")
 
@@ -124,3 +126,60 @@ def test_another_backend_after_keras_loaded_is_refused():
     problem = keras_backend.choose_keras_backend(other)
     assert problem.startswith(f"--backend {other}: Keras was already imported with the {current} backend")
     assert keras_backend.choose_keras_backend(current) is None
+
+
+def test_startup_lines_are_filtered_and_other_lines_kept():
+    # C++ writes go to file descriptor 2 directly, as TensorFlow's do.
+    code = (
+        "import os, sys\n"
+        "from keras_gradattn.cli.keras_backend import startup_lines_filtered\n"
+        "with startup_lines_filtered():\n"
+        "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+        "    os.write(2, b'I0000 00:00:1796112131.829875    2708 cpu_feature_guard.cc:227] This TensorFlow binary "
+        "is optimized to use available CPU instructions in performance-critical operations.\\n')\n"
+        "    os.write(2, b'To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow "
+        "with the appropriate compiler flags.\\n')\n"
+        "    os.write(2, b'I0000 00:00:1796112131.9 2708 port.cc:153] oneDNN custom operations are on.\\n')\n"
+        "    os.write(2, b'E0000 00:00:1.0 1 cuda_dnn.cc:1] a real TensorFlow error\\n')\n"
+        "    print('a real warning', file=sys.stderr)\n"
+        "print('after', file=sys.stderr)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=REPO)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "E0000 00:00:1.0 1 cuda_dnn.cc:1] a real TensorFlow error", "a real warning", "after",
+    ]
+
+
+@pytest.mark.parametrize("backend", keras_backend.BACKENDS)
+def test_bad_input_is_exactly_one_line_under_every_backend(backend, tmp_path):
+    """Raw stderr, nothing filtered: the program's own line and nothing else."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(KERAS_BACKEND=backend, PYTHONPATH=REPO, HOME=str(tmp_path))
+    for arguments, expected in (
+        (["--epochs", "-1"], "--epochs must be a positive integer"),
+        (["--dataset", "fashion_mnist", "--data-dir", str(tmp_path)], "fashion_mnist: no data found"),
+    ):
+        result = subprocess.run(
+            [sys.executable, os.path.join(REPO, "scripts", "train.py"), *arguments, "--output-dir", str(tmp_path / "run")],
+            env=env, capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+        )  # fmt: skip
+        assert result.returncode == 2
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("train.py: error: ") and expected in lines[0], result.stderr
+        assert not (tmp_path / "run").exists()
+
+
+def test_errors_name_the_program_as_invoked(tmp_path):
+    """`gradattn-train: error:` from the console command, `train.py: error:` from the script."""
+    console = tmp_path / "gradattn-train"
+    console.write_text("import sys\nfrom keras_gradattn.cli.train import main\nsys.exit(main())\n")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    for program, expected in (([str(console)], "gradattn-train"), (["-m", "keras_gradattn.cli.train"], "train.py")):
+        result = subprocess.run(
+            [sys.executable, *program, "--epochs", "0", "--output-dir", str(tmp_path / "run")],
+            env=env, capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+        )  # fmt: skip
+        assert result.returncode == 2
+        assert result.stderr.splitlines()[-1].startswith(f"{expected}: error: --epochs must be"), result.stderr

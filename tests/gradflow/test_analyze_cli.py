@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import keras
-import pytest
 from gradflow_testing import DepthAttentionModel
 from gradflow_testing import build_functional_model
 from gradflow_testing import loss_object
@@ -86,10 +85,10 @@ def test_script_exit_code_and_no_traceback(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("analyze.py: error:")
 
 
-def test_names_must_match_runs(tmp_path):
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(tmp_path), "--names", "a", "b"])
-    assert exit_info.value.code == 2
+def test_names_must_match_runs(tmp_path, capsys):
+    assert main([str(tmp_path), "--names", "a", "b"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == "analyze.py: error: --names needs one name per RUN_DIR; received 2 names for 1 runs"
 
 
 def test_probe_only_run_is_analyzed(tmp_path):
