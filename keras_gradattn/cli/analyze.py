@@ -16,7 +16,7 @@ from keras_gradattn.cli.arguments import BadInput
 from keras_gradattn.cli.arguments import OneLineErrorParser
 from keras_gradattn.cli.arguments import fail
 from keras_gradattn.cli.arguments import parse_command_line
-from keras_gradattn.cli.arguments import program_name
+from keras_gradattn.cli.arguments import program_arguments
 from keras_gradattn.cli.keras_backend import choose_keras_backend
 
 EXIT_BAD_INPUT = 2
@@ -101,8 +101,7 @@ def analyze(run_dirs, output, names=None):
 
 def main(argv=None):
     parser = build_parser()
-    parser.prog = program_name(PROG, argv)
-    argv = sys.argv[1:] if argv is None else [str(argument) for argument in argv]
+    argv = program_arguments(parser, argv)
     args, status = parse_command_line(parser, argv, validate=_check_names)
     if args is None:
         return status

@@ -55,6 +55,15 @@ def program_name(default, argv):
     return os.path.basename(sys.argv[0]) or default
 
 
+def program_arguments(parser, argv):
+    """`argv` as a list of strings; `None` means the program's own command
+    line, and then the parser takes the name the program was invoked by."""
+    if argv is None:
+        parser.prog = program_name(parser.prog, None)
+        return sys.argv[1:]
+    return [str(argument) for argument in argv]
+
+
 def option_value(argv, flag):
     """The value of `FLAG VALUE` / `FLAG=VALUE` in `argv` (the last one), or
     None: for the few flags a command must read before its parser exists."""

@@ -23,7 +23,7 @@ from keras_gradattn.cli.arguments import image_shape
 from keras_gradattn.cli.arguments import names
 from keras_gradattn.cli.arguments import names_from
 from keras_gradattn.cli.arguments import parse_command_line
-from keras_gradattn.cli.arguments import program_name
+from keras_gradattn.cli.arguments import program_arguments
 from keras_gradattn.cli.arguments import positive_int
 from keras_gradattn.cli.keras_backend import choose_keras_backend
 
@@ -128,8 +128,7 @@ def run_backend(argv, backend):
 
 def main(argv=None):
     parser = build_parser()
-    parser.prog = program_name(parser.prog, argv)
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = program_arguments(parser, argv)
     args, status = parse_command_line(parser, argv)
     if args is None:
         return status

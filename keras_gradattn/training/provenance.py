@@ -80,20 +80,6 @@ def write_config(config, files, prepared, command_line, rerun_command):
     atomic_write_json(files.config, record)
 
 
-def _fingerprints(splits):
-    """SHA-256 of each in-memory split's images and labels: the run's exact
-    data, whichever folder it was found in (streamed splits: `None`)."""
-    fingerprints = {}
-    for split in splits:
-        if not split.in_memory:
-            fingerprints[split.name] = None
-            continue
-        digest = hashlib.sha256(np.ascontiguousarray(split.images).tobytes())
-        digest.update(np.ascontiguousarray(split.labels, dtype=np.int64).tobytes())
-        fingerprints[split.name] = digest.hexdigest()
-    return fingerprints
-
-
 def split_fingerprints(splits):
     """SHA-256 of each in-memory split's images and labels: the run's exact
     data, whichever folder it was found in (streamed splits: `None`)."""
