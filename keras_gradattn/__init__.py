@@ -38,7 +38,7 @@ _PUBLIC_NAMES = {
 }
 _SUBPACKAGES = ("layers", "models", "optimizers")
 
-__all__ = [*_SUBPACKAGES, *_PUBLIC_NAMES, "__version__"]
+__all__ = list(_PUBLIC_NAMES)
 
 
 def __getattr__(name):
@@ -54,4 +54,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | set(_SUBPACKAGES))
