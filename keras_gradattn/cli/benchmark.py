@@ -51,6 +51,7 @@ from keras_gradattn.cli.arguments import program_arguments
 from keras_gradattn.cli.arguments import positive_int
 from keras_gradattn.cli.keras_backend import choose_keras_backend
 from keras_gradattn.cli.arguments import positive_ints
+from keras_gradattn.utils.dependencies import module_available
 
 DEFAULT_MODELS = ("resnet18", "gradattn_nope", "gradattn_learned_pe", "gradattn_rope")
 BASELINE = "resnet18"
@@ -245,7 +246,7 @@ def measure_pipelines(args, backend):
             spec = splits.spec
             functions = {}
             for kind in args.pipelines:
-                if kind == "tf.data" and not data.pipeline.tensorflow_available():
+                if kind == "tf.data" and not module_available("tensorflow"):
                     continue
                 pipeline = data.make_pipeline(
                     splits.train, spec, batch_size=args.pipeline_batch_size, training=True, seed=0,

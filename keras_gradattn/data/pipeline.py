@@ -25,6 +25,7 @@ import keras
 
 from keras_gradattn.data.augmentation import build_augmentation
 from keras_gradattn.data.errors import DatasetError
+from keras_gradattn.utils.dependencies import module_available
 
 PIPELINE_CHOICES = ("auto", "tf.data", "pydataset")
 # Streamed splits smaller than this are cached in memory after decoding.
@@ -52,13 +53,6 @@ def _check_split(split, spec):
     if len(split) == 0:
         raise DatasetError(f"Split {split.name!r} is empty.")
 
-
-def tensorflow_available():
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def normalize(images, spec):
@@ -110,7 +104,7 @@ def make_pipeline(
     if pipeline not in PIPELINE_CHOICES:
         raise ValueError(f"Unknown pipeline {pipeline!r}; expected one of {PIPELINE_CHOICES}.")
     if pipeline == "auto":
-        pipeline = "tf.data" if tensorflow_available() else "pydataset"
+        pipeline = "tf.data" if module_available("tensorflow") else "pydataset"
     if pipeline == "pydataset":
         return make_pydataset(
             split, spec, batch_size, training=training, seed=seed, augment=augment,

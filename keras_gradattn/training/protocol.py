@@ -13,6 +13,7 @@ import keras
 
 from keras_gradattn import callbacks as callbacks_lib
 from keras_gradattn.optimizers import AdamL2
+from keras_gradattn.utils.dependencies import module_available
 
 MONITOR = "val_accuracy"
 MONITOR_MODE = "max"
@@ -59,11 +60,7 @@ def describe_protocol():
 
 def tensorboard_available():
     """Keras' TensorBoard callback writes with `tf.summary`: TensorFlow only."""
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return module_available("tensorflow")
 
 
 @dataclasses.dataclass

@@ -5,7 +5,7 @@ live under `keras.src`: they may change in any release. The package needs a
 few of them, for things the public API cannot do. Keeping them all here means
 a new Keras release is checked (and, if need be, fixed) in this one file, and
 the rest of the package reads as public-API code. A test
-(tests/test_keras_internals.py) fails when a private Keras name appears in
+(tests/utils/test_keras_internals.py) fails when a private Keras name appears in
 any other module of the package.
 
 Each function says why the private name is needed and for which Keras

@@ -13,8 +13,9 @@ from keras_gradattn import data
 from keras_gradattn.data import registry
 from keras_gradattn.data.augmentation import Augmenter
 from keras_gradattn.data.splits import DatasetSplit
+from keras_gradattn.utils.dependencies import module_available
 
-HAS_TF = __import__("keras_gradattn.data.pipeline", fromlist=["x"]).tensorflow_available()
+HAS_TF = module_available("tensorflow")
 PIPELINES = ["pydataset"] + (["tf.data"] if HAS_TF else [])
 
 

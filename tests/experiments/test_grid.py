@@ -6,8 +6,9 @@ import os
 import pytest
 
 from keras_gradattn.experiments import grid
-from reproduce.reproduce_testing import fake_run
-from reproduce.reproduce_testing import write_json
+from reproduce_testing import fake_run
+from reproduce_testing import write_json
+from testing_utils import REPOSITORY
 
 
 class FakeRunner:
@@ -166,8 +167,7 @@ def test_collect_run_copies_only_the_small_files(tmp_path):
 def test_training_environment_sets_the_backend_and_the_path():
     environment = grid.training_environment("torch")
     assert environment["KERAS_BACKEND"] == "torch"
-    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert environment["PYTHONPATH"].split(os.pathsep)[0] == package_parent
+    assert environment["PYTHONPATH"].split(os.pathsep)[0] == REPOSITORY
 
 
 @pytest.mark.parametrize("seconds, text", [(None, "unknown"), (5, "0:00:05"), (3725.4, "1:02:05")])

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 from keras_gradattn.cli import count_flops
+from testing_utils import REPOSITORY
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _rows_by_model(output_prefix):
@@ -20,10 +20,10 @@ def _rows_by_model(output_prefix):
 def test_encoder_flops_match_a_hand_count(tmp_path):
     # Under any KERAS_BACKEND: the script counts in a JAX process of its own.
     output = tmp_path / "flops"
-    command = [sys.executable, os.path.join(REPO, "scripts", "count_flops.py"),
+    command = [sys.executable, os.path.join(REPOSITORY, "scripts", "count_flops.py"),
                "--models", "resnet18,plain_resnet18,gradattn_nope",
                "--input-shapes", "28x28x1", "--output", str(output)]  # fmt: skip
-    process = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO})
+    process = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPOSITORY})
     assert process.returncode == 0, process.stderr[-2000:]
     report, rows = _rows_by_model(output)
     assert report["command"].startswith("python scripts/count_flops.py --models")

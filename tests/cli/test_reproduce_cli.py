@@ -15,9 +15,9 @@ from cli.conftest import isolated_environment
 from cli.conftest import program_lines
 from keras_gradattn.cli import reproduce
 from keras_gradattn.experiments import grid
-from reproduce.reproduce_testing import fake_run
+from reproduce_testing import fake_run
+from testing_utils import REPOSITORY
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BACKEND = keras.backend.backend()
 
 
@@ -144,7 +144,7 @@ def test_aggregate_only_and_docs_only(tmp_path, capsys, monkeypatch):
 def test_a_tiny_real_grid_end_to_end(tmp_path):
     """Two models x two seeds, one epoch on 64 digits, on this backend, through the script."""
     command = [
-        sys.executable, os.path.join(REPO, "scripts", "reproduce.py"), "--experiment", "tiny",
+        sys.executable, os.path.join(REPOSITORY, "scripts", "reproduce.py"), "--experiment", "tiny",
         "--datasets", "digits", "--models", "resnet18,gradattn_learned_pe", "--seeds", "1,2",
         "--backends", BACKEND, "--epochs", "1", "--max-train-samples", "64", "--batch-size", "32",
         "--probe-batches", "1", *TINY_MODEL_ARGS, "--runs-dir", str(tmp_path / "runs"),

@@ -13,8 +13,8 @@ from gradflow_testing import make_data
 from keras_gradattn.analysis import probe_gradient_flow
 from keras_gradattn.callbacks import GradientNormLogger
 from keras_gradattn.cli.analyze import main
+from testing_utils import REPOSITORY
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def train_and_probe(run_dir, model, x, y):
@@ -75,7 +75,7 @@ def test_run_without_logs_is_a_one_line_error(tmp_path, capsys):
 
 def test_script_exit_code_and_no_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "scripts", "analyze.py"), str(tmp_path), "--output", str(tmp_path / "o")],
+        [sys.executable, os.path.join(REPOSITORY, "scripts", "analyze.py"), str(tmp_path), "--output", str(tmp_path / "o")],
         capture_output=True,
         text=True,
         timeout=300,

@@ -9,7 +9,7 @@ import pytest
 from keras_gradattn.experiments import aggregate
 from keras_gradattn.experiments import experiment
 from keras_gradattn.experiments import results_markdown
-from reproduce.reproduce_testing import fake_run
+from reproduce_testing import fake_run
 
 
 def make_grid(root, accuracies, dataset="digits", backend="jax", **options):

@@ -3,8 +3,8 @@
 import os
 
 from keras_gradattn.experiments import results_markdown
+from testing_utils import REPOSITORY
 
-REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_docs_results_is_regenerated_from_the_committed_results():
