@@ -146,6 +146,11 @@ def image_shape(text):
     return shape
 
 
+def image_shapes(text):
+    """Comma-separated `HxWxC` shapes, e.g. "28x28x1,32x32x3"."""
+    return [image_shape(part) for part in text.split(",")]
+
+
 def key_value_text(text):
     """`KEY=VALUE`, kept as text (the program it is passed on to parses the value)."""
     key, separator, _ = text.partition("=")

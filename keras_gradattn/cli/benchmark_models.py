@@ -19,7 +19,7 @@ from keras_gradattn import benchmarks
 from keras_gradattn.backend import BACKENDS
 from keras_gradattn.cli.arguments import HelpFormatter
 from keras_gradattn.cli.arguments import OneLineErrorParser
-from keras_gradattn.cli.arguments import image_shape
+from keras_gradattn.cli.arguments import image_shapes
 from keras_gradattn.cli.arguments import names
 from keras_gradattn.cli.arguments import names_from
 from keras_gradattn.cli.arguments import parse_command_line
@@ -42,8 +42,7 @@ def build_parser():
                         help="backends to measure, each in its own subprocess")
     parser.add_argument("--models", type=names, default=DEFAULT_MODELS.split(","),
                         help=f"create_model names; ratios are taken against {BASELINE}")
-    parser.add_argument("--input-shapes", type=lambda text: [image_shape(part) for part in text.split(",")],
-                        default=[image_shape(part) for part in DEFAULT_SHAPES.split(",")],
+    parser.add_argument("--input-shapes", type=image_shapes, default=image_shapes(DEFAULT_SHAPES),
                         help="comma-separated HxWxC input shapes")
     parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--num-classes", type=positive_int, default=10)

@@ -22,7 +22,7 @@ import sys
 
 from keras_gradattn.cli.arguments import HelpFormatter
 from keras_gradattn.cli.arguments import OneLineErrorParser
-from keras_gradattn.cli.arguments import image_shape
+from keras_gradattn.cli.arguments import image_shapes
 from keras_gradattn.cli.arguments import names
 from keras_gradattn.cli.arguments import parse_command_line
 from keras_gradattn.cli.arguments import program_arguments
@@ -47,8 +47,7 @@ def build_parser():
     )
     parser.add_argument("--models", type=names, default=DEFAULT_MODELS.split(","),
                         help=f"create_model names; ratios are taken against {BASELINE}")
-    parser.add_argument("--input-shapes", type=lambda text: [image_shape(part) for part in text.split(",")],
-                        default=[image_shape(part) for part in DEFAULT_SHAPES.split(",")],
+    parser.add_argument("--input-shapes", type=image_shapes, default=image_shapes(DEFAULT_SHAPES),
                         help="comma-separated HxWxC input shapes")
     parser.add_argument("--num-classes", type=positive_int, default=10)
     parser.add_argument("--output", default="results/benchmarks/flops",

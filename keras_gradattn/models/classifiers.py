@@ -91,6 +91,16 @@ class Classifier(keras.Model):
             config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
         return cls(**config)
 
+    def get_config(self):
+        # The constructor's arguments (keras-hub's habit); subclasses add theirs.
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": _serialize_dtype(self),
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "num_classes": self.num_classes,
+        }
+
 
 @register_serializable
 class ImageClassifier(Classifier):
@@ -124,14 +134,6 @@ class ImageClassifier(Classifier):
         self.backbone = backbone
         self.num_classes = num_classes
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": _serialize_dtype(self),
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "num_classes": self.num_classes,
-        }
 
 
 @register_serializable
@@ -261,12 +263,8 @@ class GradAttnClassifier(Classifier):
         return attention
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": _serialize_dtype(self),
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "num_classes": self.num_classes,
+        config = super().get_config()
+        config.update({
             "taps": self.taps,
             "token_dim": self.token_dim,
             "num_heads": self.num_heads,
@@ -275,4 +273,5 @@ class GradAttnClassifier(Classifier):
             "dropout": self.dropout,
             "positional_encoding": self.positional_encoding,
             "norm_first": self.norm_first,
-        }
+        })
+        return config
