@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from keras_gradattn.data import discovery
+from keras_gradattn.backend.startup_notices import startup_lines_filtered
 from keras_gradattn.data.errors import DatasetError
 
 
@@ -22,7 +23,9 @@ class TFDSNotPrepared(DatasetError):
 def _import_tfds():
     try:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow_datasets as tfds
+        # TensorFlow loads with tensorflow-datasets, also under JAX or torch.
+        with startup_lines_filtered():
+            import tensorflow_datasets as tfds
     except ImportError:
         raise DatasetError(
             "tensorflow-datasets is not installed; pip install "
