@@ -6,8 +6,8 @@ combinations of input pixels) and fill with 0 or edge pixels; colour layers
 are given `value_range=(0, 1)` and clip to it. The pipeline still clips once
 after augmentation as a guard against rounding.
 
-Parameters follow the reference's torchvision transforms (GRADATTN_REFERENCE.md
-section 4); where Keras' layer differs from torchvision's, the comment says how.
+Parameters follow the reference's torchvision transforms
+(docs/paper.md#datasets-and-splits); where Keras' layer differs from torchvision's, the comment says how.
 """
 
 import numpy as np

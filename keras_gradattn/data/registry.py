@@ -1,8 +1,8 @@
 """Dataset specifications: one `DatasetSpec` per dataset the project knows.
 
 A spec is pure data (no loading code), so importing the registry costs nothing
-and never imports TensorFlow. Figures come from GRADATTN_REFERENCE.md sections
-3, 4 and 6 unless a comment says otherwise.
+and never imports TensorFlow. Figures come from the paper
+(docs/paper.md#datasets-and-splits) unless a comment says otherwise.
 """
 
 import dataclasses

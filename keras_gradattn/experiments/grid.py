@@ -171,7 +171,7 @@ def run_subprocess(command, log_path, environment, timeout=None):
     with open(log_path, "a") as log:
         log.write(f"\n$ {' '.join(command)}\n")
         log.flush()
-        # Its own session, so stopping it also stops anything it started.
+        # Its own process group (a new POSIX session), so stopping it also stops anything it started.
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
         )

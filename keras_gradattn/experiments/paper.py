@@ -1,4 +1,4 @@
-"""The figures the paper reports, to print beside ours (GRADATTN_REFERENCE.md section 5).
+"""The figures the paper reports, to print beside ours (docs/paper.md#results-the-paper-reports).
 
 One seed per model. The CIFAR-10 and FashionMNIST figures come from training
 images the reference code corrupted (defect 1), and every figure comes from
@@ -25,7 +25,7 @@ PAPER_TOP1 = {
 # 49,000-image FashionMNIST training split, one seed, on a CPU.
 AUTHORS_CORRECTED_FASHION_MNIST_10_EPOCHS = {"resnet18": 89.20, "gradattn_learned_pe": 88.37}
 
-# Accuracy a correctly trained ResNet-18 usually reaches (section 5), percent.
+# Accuracy a correctly trained ResNet-18 usually reaches, percent.
 TYPICAL_RESNET18_TOP1 = {
     "cifar10": "93-95",
     "fashion_mnist": "94-95",

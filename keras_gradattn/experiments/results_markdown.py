@@ -20,6 +20,10 @@ PAIRED_FILE = "paired.csv"
 CROSS_BACKEND_FILE = "cross_backend.csv"
 RUNS_FILE = "runs.csv"
 BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+# docs/paper.md (the paper's facts), as linked from docs/results.md and from
+# results/<experiment>/README.md, the two places these pages are written to.
+PAPER_PAGE_FROM_DOCS = "paper.md"
+PAPER_PAGE_FROM_EXPERIMENT = "../../docs/paper.md"
 
 
 def fmt(value, digits=2, signed=False):
@@ -289,17 +293,18 @@ def _budget_paragraphs(summary_rows):
     return "\n".join(lines)
 
 
-def experiment_sections(meta, summary_rows, paired_rows, cross_rows, heading="##"):
-    """The tables of one experiment, each with its caption."""
+def experiment_sections(meta, summary_rows, paired_rows, cross_rows, heading="##", paper_page=PAPER_PAGE_FROM_DOCS):
+    """The tables of one experiment, each with its caption; `paper_page` links docs/paper.md from the page."""
     parts = []
     if summary_rows:
         parts += [
             f"{heading} Test accuracy (mean ± std over seeds)",
             "Budget (recorded from each run's config.json):",
             _budget_paragraphs(summary_rows),
-            "Paper top-1: the paper's single-seed figure (GRADATTN_REFERENCE.md section 5; '-' where "
-            "it reports none); its CIFAR-10 and FashionMNIST figures come from corrupted training images "
-            "and its 'best' weights were never restored (defects 1 and 2).",
+            f"Paper top-1: the paper's single-seed figure ([docs/paper.md]({paper_page}#results-the-paper-reports); "
+            "'-' where it reports none); its CIFAR-10 and FashionMNIST figures come from corrupted training "
+            f"images and its 'best' weights were never restored ([defects 1 and 2]({paper_page}"
+            "#defects-of-the-reference-code)).",
             accuracy_table(summary_rows),
         ]
     if paired_rows:
@@ -316,7 +321,8 @@ def experiment_sections(meta, summary_rows, paired_rows, cross_rows, heading="##
     if flow:
         parts += [
             f"{heading} Gradient flow after training",
-            "The paper's statistics (GRADATTN_REFERENCE.md section 7) from `gradattn-train`'s probe: "
+            f"The paper's statistics ([docs/paper.md]({paper_page}#gradient-flow-analysis)) from "
+            "`gradattn-train`'s probe: "
             "norms of the loss gradient with respect to every Conv/Dense/encoder layer's output, on "
             "validation batches, without changing the model (the reference ran it on test batches in "
             "training mode). Health score: fraction of layers with mean norm in (1e-6, 10); average "
@@ -343,7 +349,7 @@ def experiment_readme(meta, summary_rows, paired_rows, cross_rows):
     parts = [f"# {title}"]
     if meta.get("description"):
         parts.append(meta["description"])
-    parts += experiment_sections(meta, summary_rows, paired_rows, cross_rows)
+    parts += experiment_sections(meta, summary_rows, paired_rows, cross_rows, paper_page=PAPER_PAGE_FROM_EXPERIMENT)
     parts += [
         "## Commands",
         "Every invocation of the grid runner for this experiment, in order (it skips finished "
@@ -379,7 +385,8 @@ def results_document(results_root, command="python scripts/reproduce.py --docs-o
         "FashionMNIST headline, GradAttn with learnable positional encoding 75.18% against ResNet-18 "
         "64.11% (+11.07 points), and its CIFAR-10 figures (12-14%) come from training images that the "
         "reference code normalised, wrapped to 8 bits and normalised again (defect 1), and from the "
-        "last epoch's weights because its early stopping never restored the best ones (defect 2). "
+        "last epoch's weights because its early stopping never restored the best ones (defect 2; "
+        f"[the defects]({PAPER_PAGE_FROM_DOCS}#defects-of-the-reference-code)). "
         "This project trains on clean images and restores the best epoch, so absolute accuracies "
         "are not expected to match the paper's; the question that can be asked honestly is whether "
         "the paper's ranking (GradAttn ahead of ResNet-18) holds, and by how much, across seeds.",
@@ -389,7 +396,9 @@ def results_document(results_root, command="python scripts/reproduce.py --docs-o
         parts.append(f"## {meta.get('title') or meta['name']}")
         if meta.get("description"):
             parts.append(meta["description"])
-        parts += experiment_sections(meta, summary_rows, paired_rows, cross_rows, heading="###")
+        parts += experiment_sections(
+            meta, summary_rows, paired_rows, cross_rows, heading="###", paper_page=PAPER_PAGE_FROM_DOCS
+        )
         parts.append(f"Files and commands: [`results/{meta['name']}/`](../results/{meta['name']}/README.md).")
         for row in paired_rows:
             if not is_missing(row.get("paper_difference_pp")):

@@ -1,6 +1,6 @@
 """The paper's test-set metrics, as pure NumPy functions of `(logits, labels)`.
 
-GRADATTN_REFERENCE.md section 3 lists them: top-1/3/5 accuracy, macro and
+The paper lists them (docs/paper.md#training-protocol): top-1/3/5 accuracy, macro and
 weighted precision/recall/F1, mean and std of the confidence, mean predictive
 entropy, ECE with 10 bins and the test loss (NLL). Everything here takes
 `logits (N, K)` (any real values; softmax is applied here, stably) and integer

@@ -1,6 +1,6 @@
 """The paper's training protocol: its numbers, its optimizer, its callbacks.
 
-GRADATTN_REFERENCE.md section 3: Adam, learning rate 1e-3, weight decay 1e-4
+docs/paper.md#training-protocol: Adam, learning rate 1e-3, weight decay 1e-4
 as coupled L2, batch 128 (64 for PAD-UFES-20), at most 100 epochs,
 ReduceLROnPlateau on validation accuracy (factor 0.2, patience 3, min lr
 1e-7), early stopping on validation accuracy (patience 7) restoring the best

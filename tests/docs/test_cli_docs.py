@@ -75,7 +75,7 @@ def test_every_script_with_a_parser_is_documented():
 
 def test_cli_reference_agrees_with_help(tmp_path):
     # Generated in a fresh process: --help lists the registered datasets and
-    # models, which other tests of a session could have added to.
+    # models, which other tests of the same pytest run could have added to.
     generated = tmp_path / "cli.md"
     result = subprocess.run(
         [sys.executable, os.path.join(REPOSITORY, "scripts", "make_cli_docs.py"),

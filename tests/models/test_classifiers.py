@@ -12,8 +12,8 @@ from testing_utils import to_numpy
 
 GRADATTN_MODELS = ["gradattn_nope", "gradattn_learned_pe", "gradattn_rope"]
 
-# GRADATTN_REFERENCE.md section 2: trainable parameters printed by the
-# reference, (classes, channels) -> {model: count}.
+# docs/paper.md#parameter-counts: trainable parameters printed by the
+# reference code, (classes, channels) -> {model: count}.
 REFERENCE_COUNTS = {
     (10, 3): {"resnet18": 11_181_642, "gradattn_learned_pe": 12_851_274,
               "gradattn_rope": 12_847_690, "gradattn_nope": 12_849_994,
