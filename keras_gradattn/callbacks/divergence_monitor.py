@@ -12,7 +12,11 @@ class DivergenceMonitor(keras.callbacks.TerminateOnNaN):
     `None` while training is healthy."""
 
     def __init__(self):
-        super().__init__(raise_error=False)
+        # Keras 3.10's TerminateOnNaN takes no arguments; later releases
+        # take `raise_error`, False by default. Set here for all of them: a
+        # graceful stop lets the other callbacks record the run.
+        super().__init__()
+        self.raise_error = False
         self.diverged = None
         self._epoch = 0
 

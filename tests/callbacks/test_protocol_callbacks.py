@@ -169,3 +169,16 @@ def test_divergence_is_recorded_and_never_checkpointed(tmp_path):
     assert "nan" in monitor.diverged["loss"]
     assert best.best_epoch is None
     assert not (tmp_path / "best.keras").exists()
+
+
+def test_divergence_monitor_builds_on_keras_without_raise_error(monkeypatch):
+    # Keras 3.10's TerminateOnNaN.__init__ takes no arguments (raise_error came
+    # in a later release); the monitor must build there too, and still stop
+    # training gracefully.
+    def init_without_arguments(self):
+        keras.callbacks.Callback.__init__(self)
+
+    monkeypatch.setattr(keras.callbacks.TerminateOnNaN, "__init__", init_without_arguments)
+    monitor = DivergenceMonitor()
+    assert monitor.diverged is None
+    assert not getattr(monitor, "raise_error", False)
