@@ -1,4 +1,10 @@
-"""Figures written into a run directory (matplotlib, Agg: no display needed)."""
+"""Figures written into a run directory (matplotlib, Agg: no display needed).
+
+Figures are optional: without matplotlib they are skipped, with one warning
+per process, and the run's results do not depend on them.
+"""
+
+import warnings
 
 import numpy as np
 
@@ -7,6 +13,18 @@ from keras_gradattn.utils.plotting import pyplot
 
 # Beyond this many classes, cells are too small for counts and tick labels.
 MAX_ANNOTATED_CLASSES = 20
+_warned_about_missing_matplotlib = False
+
+
+def _pyplot_or_none():
+    global _warned_about_missing_matplotlib
+    try:
+        return pyplot()
+    except ImportError:
+        if not _warned_about_missing_matplotlib:
+            _warned_about_missing_matplotlib = True
+            warnings.warn("matplotlib is not installed; figures are skipped", UserWarning, stacklevel=3)
+        return None
 
 
 def plot_confusion_matrix(matrix, path, class_names=None, title=None):
@@ -14,8 +32,11 @@ def plot_confusion_matrix(matrix, path, class_names=None, title=None):
 
     Colours are row-normalised (per-class recall), so rare classes stay
     readable; cells show the counts while there are at most 20 classes.
+    Without matplotlib it writes nothing and returns None (see above).
     """
-    plt = pyplot()
+    plt = _pyplot_or_none()
+    if plt is None:
+        return None
     matrix = np.asarray(matrix)
     num_classes = len(matrix)
     names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
