@@ -5,6 +5,7 @@ import pytest
 import keras_gradattn
 from keras_gradattn import create_model
 from keras_gradattn import count_parameters
+from keras_gradattn.models.classifiers import resolve_taps
 from testing_utils import SMALL_BACKBONE
 from testing_utils import SMALL_ENCODER
 from testing_utils import compile_fast
@@ -117,6 +118,34 @@ def test_tap_selection_sets_the_number_of_tokens():
     assert model.tap_names == ("stage2", "stage3", "stage4")
     assert to_numpy(model.depth_attention(batch(size=2)[0])).shape[-1] == 3
     assert to_numpy(model.depth_encoder.position_embedding.embedding).shape[1] == 3
+
+
+RESNET_TAPS = ("stem", "stage1", "stage2", "stage3", "stage4")
+
+
+@pytest.mark.parametrize(
+    "index, name", [(-5, "stem"), (-1, "stage4"), (0, "stem"), (4, "stage4")]
+)
+def test_tap_indices_reach_both_ends(index, name):
+    # Five taps: indices -5..4, negatives counting from the deepest (timm's out_indices).
+    assert resolve_taps([index], RESNET_TAPS) == (name,)
+    assert resolve_taps(index, RESNET_TAPS) == (name,)
+
+
+@pytest.mark.parametrize("index", [-6, 5])
+def test_tap_indices_one_past_either_end_are_rejected(index):
+    message = rf"Tap index {index} is out of range for a backbone with 5 taps .*; allowed: -5\.\.4\."
+    with pytest.raises(ValueError, match=message):
+        resolve_taps([index], RESNET_TAPS)
+
+
+def test_tap_index_boundaries_on_a_resnet18_backbone():
+    model = small_model("gradattn_nope", taps=[-5, 4])
+    assert model.backbone.tap_names == RESNET_TAPS
+    assert model.tap_names == ("stem", "stage4")
+    for index in (-6, 5):
+        with pytest.raises(ValueError, match=rf"Tap index {index} is out of range"):
+            small_model("gradattn_nope", taps=[index])
 
 
 def test_residuals_kept_is_one_argument_away():
