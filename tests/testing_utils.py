@@ -28,6 +28,34 @@ def weights_of(layer):
     }
 
 
+# Keras weight paths of a TransformerEncoderLayer under the names
+# numpy_reference.encoder_layer uses.
+ENCODER_LAYER_WEIGHT_NAMES = {
+    "query_kernel": "self_attention/query/kernel",
+    "query_bias": "self_attention/query/bias",
+    "key_kernel": "self_attention/key/kernel",
+    "key_bias": "self_attention/key/bias",
+    "value_kernel": "self_attention/value/kernel",
+    "value_bias": "self_attention/value/bias",
+    "output_kernel": "self_attention/attention_output/kernel",
+    "output_bias": "self_attention/attention_output/bias",
+    "norm1_gamma": "attention_norm/gamma",
+    "norm1_beta": "attention_norm/beta",
+    "norm2_gamma": "feedforward_norm/gamma",
+    "norm2_beta": "feedforward_norm/beta",
+    "ff1_kernel": "feedforward_intermediate/kernel",
+    "ff1_bias": "feedforward_intermediate/bias",
+    "ff2_kernel": "feedforward_output/kernel",
+    "ff2_bias": "feedforward_output/bias",
+}
+
+
+def encoder_layer_reference_weights(layer):
+    """An encoder layer's weights as numpy_reference.encoder_layer takes them."""
+    w = weights_of(layer)
+    return {name: w[path] for name, path in ENCODER_LAYER_WEIGHT_NAMES.items() if path in w}
+
+
 def randomize_weights(layer, seed=0, scale=0.5):
     """Replaces every weight by random values (variances stay positive), so
     numerics tests cannot pass on zero or one-valued defaults."""
