@@ -6,6 +6,8 @@ import os
 import keras
 import numpy as np
 
+import numpy_reference
+
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Narrow widths keep every model test fast on a 2-core CPU while exercising
@@ -54,6 +56,24 @@ def encoder_layer_reference_weights(layer):
     """An encoder layer's weights as numpy_reference.encoder_layer takes them."""
     w = weights_of(layer)
     return {name: w[path] for name, path in ENCODER_LAYER_WEIGHT_NAMES.items() if path in w}
+
+
+def reference_depth_encoder(encoder, tokens, final_norm):
+    """numpy_reference.depth_encoder with a DepthTokenEncoder's weights, ending
+    with the encoder's final LayerNorm if `final_norm`, without any otherwise.
+    Returns (output, head-averaged attention per layer)."""
+    weights = weights_of(encoder)
+    norm = (weights["final_norm/gamma"], weights["final_norm/beta"]) if final_norm else None
+    return numpy_reference.depth_encoder(
+        np.asarray(tokens, np.float64),
+        [encoder_layer_reference_weights(layer) for layer in encoder.encoder_layers],
+        encoder.num_heads,
+        position_embedding=weights.get("position_embedding/embedding"),
+        norm_first=encoder.norm_first,
+        use_rotary=encoder.positional_encoding == "rope",
+        final_norm=norm,
+        epsilon=encoder.layer_norm_epsilon,
+    )
 
 
 def randomize_weights(layer, seed=0, scale=0.5):

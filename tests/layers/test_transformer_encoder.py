@@ -8,8 +8,8 @@ from keras_gradattn.layers import TransformerEncoderLayer
 from testing_utils import assert_serializable
 from testing_utils import encoder_layer_reference_weights
 from testing_utils import randomize_weights
+from testing_utils import reference_depth_encoder
 from testing_utils import to_numpy
-from testing_utils import weights_of
 
 DIM, HEADS, FFN = 8, 2, 12
 
@@ -71,23 +71,6 @@ def test_attention_rejects_indivisible_width():
 def test_rope_rejects_odd_head_width():
     with pytest.raises(ValueError, match="even"):
         MultiHeadSelfAttention(num_heads=8, use_rotary_embedding=True)(tokens())
-
-
-def reference_depth_encoder(encoder, x, final_norm):
-    """numpy_reference.depth_encoder with `encoder`'s weights, ending with
-    `encoder`'s final LayerNorm if `final_norm`, without any otherwise."""
-    weights = weights_of(encoder)
-    norm = (weights["final_norm/gamma"], weights["final_norm/beta"]) if final_norm else None
-    return ref.depth_encoder(
-        x.astype(np.float64),
-        [encoder_layer_reference_weights(layer) for layer in encoder.encoder_layers],
-        encoder.num_heads,
-        position_embedding=weights.get("position_embedding/embedding"),
-        norm_first=encoder.norm_first,
-        use_rotary=encoder.positional_encoding == "rope",
-        final_norm=norm,
-        epsilon=encoder.layer_norm_epsilon,
-    )
 
 
 @pytest.mark.parametrize("encoding", ["none", "learned", "rope"])
