@@ -117,6 +117,31 @@ def encoder_layer(x, weights, num_heads, norm_first=False, use_rotary=False, eps
     return x, scores
 
 
+def depth_encoder(tokens, layer_weights, num_heads, position_embedding=None, norm_first=False,
+                  use_rotary=False, final_norm=None, epsilon=1e-5):
+    """The depth-token encoder at inference: an optional learned position
+    table added to the tokens, the encoder layers in sequence, then an optional
+    final LayerNorm `(gamma, beta)`. Returns (output, attention averaged over
+    heads, (batch, layers, queries, keys))."""
+    x = tokens if position_embedding is None else tokens + position_embedding
+    attention = []
+    for weights in layer_weights:
+        x, scores = encoder_layer(x, weights, num_heads, norm_first, use_rotary, epsilon)
+        attention.append(scores.mean(axis=1))
+    if final_norm is not None:
+        x = layer_norm(x, *final_norm, epsilon)
+    return x, np.stack(attention, axis=1)
+
+
+def tap_tokens(feature_maps, kernels, biases):
+    """One token per feature map: global average pool, then its own dense
+    projection; stacked shallow to deep, (batch, taps, dim)."""
+    return np.stack(
+        [f.mean(axis=(1, 2)) @ k + b for f, k, b in zip(feature_maps, kernels, biases)],
+        axis=1,
+    )
+
+
 def squeeze_excitation(x, squeeze_kernel, excite_kernel):
     gates = sigmoid(relu(x.mean(axis=(1, 2)) @ squeeze_kernel) @ excite_kernel)
     return x * gates[:, None, None, :]

@@ -6,6 +6,8 @@ import os
 import keras
 import numpy as np
 
+import numpy_reference
+
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Narrow widths keep every model test fast on a 2-core CPU while exercising
@@ -26,6 +28,52 @@ def weights_of(layer):
         w.path[len(prefix) :] if w.path.startswith(prefix) else w.path: to_numpy(w)
         for w in layer.weights
     }
+
+
+# Keras weight paths of a TransformerEncoderLayer under the names
+# numpy_reference.encoder_layer uses.
+ENCODER_LAYER_WEIGHT_NAMES = {
+    "query_kernel": "self_attention/query/kernel",
+    "query_bias": "self_attention/query/bias",
+    "key_kernel": "self_attention/key/kernel",
+    "key_bias": "self_attention/key/bias",
+    "value_kernel": "self_attention/value/kernel",
+    "value_bias": "self_attention/value/bias",
+    "output_kernel": "self_attention/attention_output/kernel",
+    "output_bias": "self_attention/attention_output/bias",
+    "norm1_gamma": "attention_norm/gamma",
+    "norm1_beta": "attention_norm/beta",
+    "norm2_gamma": "feedforward_norm/gamma",
+    "norm2_beta": "feedforward_norm/beta",
+    "ff1_kernel": "feedforward_intermediate/kernel",
+    "ff1_bias": "feedforward_intermediate/bias",
+    "ff2_kernel": "feedforward_output/kernel",
+    "ff2_bias": "feedforward_output/bias",
+}
+
+
+def encoder_layer_reference_weights(layer):
+    """An encoder layer's weights as numpy_reference.encoder_layer takes them."""
+    w = weights_of(layer)
+    return {name: w[path] for name, path in ENCODER_LAYER_WEIGHT_NAMES.items() if path in w}
+
+
+def reference_depth_encoder(encoder, tokens, final_norm):
+    """numpy_reference.depth_encoder with a DepthTokenEncoder's weights, ending
+    with the encoder's final LayerNorm if `final_norm`, without any otherwise.
+    Returns (output, head-averaged attention per layer)."""
+    weights = weights_of(encoder)
+    norm = (weights["final_norm/gamma"], weights["final_norm/beta"]) if final_norm else None
+    return numpy_reference.depth_encoder(
+        np.asarray(tokens, np.float64),
+        [encoder_layer_reference_weights(layer) for layer in encoder.encoder_layers],
+        encoder.num_heads,
+        position_embedding=weights.get("position_embedding/embedding"),
+        norm_first=encoder.norm_first,
+        use_rotary=encoder.positional_encoding == "rope",
+        final_norm=norm,
+        epsilon=encoder.layer_norm_epsilon,
+    )
 
 
 def randomize_weights(layer, seed=0, scale=0.5):

@@ -14,13 +14,15 @@ import math
 
 import numpy as np
 
-# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; above
-# that the normal 1.96 is within 2%.
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom, to 3
+# decimals; above that the Cornish-Fisher expansion around the normal quantile
+# (below) is exact to 1e-7, where the normal 1.96 alone would be 4% short.
 _T_975 = (
     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
     2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
     2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
 )  # fmt: skip
+_Z_975 = 1.959963984540054
 MAX_EXACT_SEEDS = 20
 # Differences this close to the observed statistic count as "as extreme":
 # float sums of the same numbers in another order differ in the last bits.
@@ -51,7 +53,13 @@ def t_quantile_975(degrees_of_freedom):
         raise ValueError(f"degrees_of_freedom must be >= 1; received {degrees_of_freedom}")
     if degrees_of_freedom <= len(_T_975):
         return _T_975[degrees_of_freedom - 1]
-    return 1.96
+    # Abramowitz & Stegun 26.7.5: t = z + g1/v + g2/v**2 + g3/v**3 + g4/v**4.
+    z, v = _Z_975, degrees_of_freedom
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
+    return z + g1 / v + g2 / v**2 + g3 / v**3 + g4 / v**4
 
 
 def confidence_interval_95(values):

@@ -10,6 +10,7 @@ import pytest
 import keras
 
 from keras_gradattn import data
+from keras_gradattn.data import pipeline as pipeline_module
 from keras_gradattn.data import registry
 from keras_gradattn.data.augmentation import Augmenter
 from keras_gradattn.data.splits import DatasetSplit
@@ -210,10 +211,68 @@ def test_split_and_spec_must_agree(synthetic):
         data.make_pipeline(synthetic.train, data.get_dataset_spec("tiny_imagenet"))
 
 
-def test_throughput_helper_counts_images(synthetic):
+class _BatchClock:
+    """A stand-in for `time.perf_counter`: every batch delivered takes 1 s."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def perf_counter(self):
+        return self.seconds
+
+
+BATCH_SIZES = (10, 10, 5)  # one epoch: 25 images
+
+
+def _batch(clock, index):
+    clock.seconds += 1.0
+    size = BATCH_SIZES[index]
+    return np.zeros((size, 4, 4, 3), np.float32), np.zeros(size, np.int32)
+
+
+class _ClockedPyDataset(keras.utils.PyDataset):
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+
+    def __len__(self):
+        return len(BATCH_SIZES)
+
+    def __getitem__(self, index):
+        return _batch(self.clock, index)
+
+
+class _ClockedIterable:
+    """Iterates like a tf.data dataset: every pass is one epoch."""
+
+    def __init__(self, clock):
+        self.clock = clock
+
+    def __iter__(self):
+        return (_batch(self.clock, index) for index in range(len(BATCH_SIZES)))
+
+
+@pytest.mark.parametrize("kind", [_ClockedPyDataset, _ClockedIterable])
+@pytest.mark.parametrize(
+    "num_batches, warmup_batches, expected",
+    [
+        # Warm-up 10, 10 untimed; timed: 5, then 10 after the epoch restarts.
+        (2, 2, 15 / 2),
+        # Timed: 10, 10, 5, 10.
+        (4, 0, 35 / 4),
+        # Warm-up 10; timed: 10, 5, then a whole epoch 10, 10, 5.
+        (5, 1, 40 / 5),
+    ],
+)
+def test_throughput_helper_counts_images(kind, num_batches, warmup_batches, expected, monkeypatch):
+    clock = _BatchClock()
+    monkeypatch.setattr(pipeline_module, "time", clock)
+    rate = data.measure_pipeline_throughput(kind(clock), num_batches, warmup_batches)
+    assert rate == pytest.approx(expected)
+
+
+def test_throughput_helper_rejects_no_batches(synthetic):
     dataset = data.make_pydataset(synthetic.train, synthetic.spec, 10)
-    rate = data.measure_pipeline_throughput(dataset, num_batches=3)
-    assert rate > 0
     with pytest.raises(ValueError, match="num_batches must be > 0"):
         data.measure_pipeline_throughput(dataset, num_batches=0)
 

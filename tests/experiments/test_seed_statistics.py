@@ -75,6 +75,19 @@ def test_confidence_interval_by_hand():
     assert all(math.isnan(value) for value in seed_statistics.confidence_interval_95([1.0]))
 
 
+def test_t_quantiles_agree_with_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    # The table: each of the 30 entries is the quantile rounded to 3 decimals.
+    for degrees_of_freedom in range(1, 31):
+        exact = stats.t.ppf(0.975, degrees_of_freedom)
+        assert seed_statistics.t_quantile_975(degrees_of_freedom) == pytest.approx(exact, abs=5e-4), degrees_of_freedom
+    # Beyond the table, from 31 degrees of freedom (where the normal 1.96 is
+    # still 4% short) to where it becomes exact.
+    for degrees_of_freedom in (31, 32, 40, 60, 100, 1000, 10**6):
+        exact = stats.t.ppf(0.975, degrees_of_freedom)
+        assert seed_statistics.t_quantile_975(degrees_of_freedom) == pytest.approx(exact, abs=5e-4), degrees_of_freedom
+
+
 def test_paired_comparison_by_hand():
     result = seed_statistics.paired_comparison([90.0, 85.0, 80.0, 88.0], [88.0, 86.0, 77.0, 88.0])
     assert result["differences"] == pytest.approx([2.0, -1.0, 3.0, 0.0])

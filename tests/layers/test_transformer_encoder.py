@@ -6,35 +6,12 @@ from keras_gradattn.layers import DepthTokenEncoder
 from keras_gradattn.layers import MultiHeadSelfAttention
 from keras_gradattn.layers import TransformerEncoderLayer
 from testing_utils import assert_serializable
+from testing_utils import encoder_layer_reference_weights
 from testing_utils import randomize_weights
+from testing_utils import reference_depth_encoder
 from testing_utils import to_numpy
-from testing_utils import weights_of
 
 DIM, HEADS, FFN = 8, 2, 12
-
-
-def reference_weights(layer):
-    """Maps an encoder layer's Keras weights to the NumPy reference's names."""
-    w = weights_of(layer)
-    mapping = {
-        "query_kernel": "self_attention/query/kernel",
-        "query_bias": "self_attention/query/bias",
-        "key_kernel": "self_attention/key/kernel",
-        "key_bias": "self_attention/key/bias",
-        "value_kernel": "self_attention/value/kernel",
-        "value_bias": "self_attention/value/bias",
-        "output_kernel": "self_attention/attention_output/kernel",
-        "output_bias": "self_attention/attention_output/bias",
-        "norm1_gamma": "attention_norm/gamma",
-        "norm1_beta": "attention_norm/beta",
-        "norm2_gamma": "feedforward_norm/gamma",
-        "norm2_beta": "feedforward_norm/beta",
-        "ff1_kernel": "feedforward_intermediate/kernel",
-        "ff1_bias": "feedforward_intermediate/bias",
-        "ff2_kernel": "feedforward_output/kernel",
-        "ff2_bias": "feedforward_output/bias",
-    }
-    return {name: w[path] for name, path in mapping.items() if path in w}
 
 
 def tokens(seed=0, batch=3, sequence=5):
@@ -53,7 +30,7 @@ def test_encoder_layer_matches_numpy_reference(norm_first, rotary):
     randomize_weights(layer, seed=1)
     output, scores = layer(x, training=False, return_attention_scores=True)
     expected, expected_scores = ref.encoder_layer(
-        x.astype(np.float64), reference_weights(layer), HEADS,
+        x.astype(np.float64), encoder_layer_reference_weights(layer), HEADS,
         norm_first=norm_first, use_rotary=rotary,
     )
     np.testing.assert_allclose(to_numpy(output), expected, atol=1e-4)
@@ -106,21 +83,30 @@ def test_depth_encoder_equals_its_layers_in_sequence(encoding):
     encoder(x)
     randomize_weights(encoder, seed=4)
     output, attention = encoder(x, return_attention_scores=True)
-
-    expected = x.astype(np.float64)
-    if encoding == "learned":
-        expected = expected + to_numpy(encoder.position_embedding.embedding)
-    expected_attention = []
-    for layer in encoder.encoder_layers:
-        expected, scores = ref.encoder_layer(
-            expected, reference_weights(layer), HEADS, use_rotary=encoding == "rope"
-        )
-        expected_attention.append(scores.mean(axis=1))
+    # Post-LN, the paper's encoder: no final LayerNorm.
+    expected, expected_attention = reference_depth_encoder(encoder, x, final_norm=False)
     np.testing.assert_allclose(to_numpy(output), expected, atol=1e-4)
     assert tuple(attention.shape) == (3, 2, 5, 5)
-    np.testing.assert_allclose(
-        to_numpy(attention), np.stack(expected_attention, axis=1), atol=1e-5
+    np.testing.assert_allclose(to_numpy(attention), expected_attention, atol=1e-5)
+
+
+@pytest.mark.parametrize("encoding", ["learned", "rope"])
+def test_pre_ln_encoder_applies_a_final_layer_norm(encoding):
+    # Pre-LN layers leave their residual stream unnormalised; the encoder
+    # must end with its own LayerNorm.
+    encoder = DepthTokenEncoder(
+        num_layers=2, num_heads=HEADS, intermediate_dim=FFN, norm_first=True,
+        positional_encoding=encoding, name="depth_encoder",
     )
+    x = tokens(seed=6)
+    encoder(x)
+    randomize_weights(encoder, seed=7)
+    output, attention = encoder(x, training=False, return_attention_scores=True)
+    expected, expected_attention = reference_depth_encoder(encoder, x, final_norm=True)
+    np.testing.assert_allclose(to_numpy(output), expected, atol=1e-4)
+    np.testing.assert_allclose(to_numpy(attention), expected_attention, atol=1e-5)
+    without_final_norm, _ = reference_depth_encoder(encoder, x, final_norm=False)
+    assert np.abs(to_numpy(output) - without_final_norm).max() > 0.1
 
 
 def test_depth_encoder_rope_drops_qkv_biases_by_default():
@@ -132,13 +118,6 @@ def test_depth_encoder_rope_drops_qkv_biases_by_default():
                                   positional_encoding="rope", use_qkv_bias=True)
     with_bias.build((None, 5, 8))
     assert any("query/bias" in w.path for w in with_bias.weights)
-
-
-def test_pre_ln_encoder_has_final_norm():
-    encoder = DepthTokenEncoder(num_layers=1, num_heads=2, intermediate_dim=4,
-                                norm_first=True, positional_encoding="none")
-    encoder.build((None, 5, 8))
-    assert any("final_norm" in w.path for w in encoder.weights)
 
 
 def test_encoder_configs_round_trip():

@@ -3,12 +3,17 @@ import numpy as np
 import pytest
 
 import keras_gradattn
+import numpy_reference as ref
 from keras_gradattn import create_model
 from keras_gradattn import count_parameters
+from keras_gradattn.models.classifiers import resolve_taps
 from testing_utils import SMALL_BACKBONE
 from testing_utils import SMALL_ENCODER
 from testing_utils import compile_fast
+from testing_utils import randomize_weights
+from testing_utils import reference_depth_encoder
 from testing_utils import to_numpy
+from testing_utils import weights_of
 
 GRADATTN_MODELS = ["gradattn_nope", "gradattn_learned_pe", "gradattn_rope"]
 
@@ -101,15 +106,28 @@ def test_fit_with_default_compilation():
 
 
 @pytest.mark.parametrize("name", GRADATTN_MODELS)
-def test_depth_attention_is_per_layer_and_head_averaged(name):
+def test_depth_attention_matches_numpy_reference(name):
     model = small_model(name, num_layers=2)
+    # Random token projections and encoder weights: defaults (zero biases,
+    # unit LayerNorm scales) could hide a swapped or skipped weight.
+    randomize_weights(model.tap_tokenizer, seed=1)
+    randomize_weights(model.depth_encoder, seed=2)
     images, _ = batch(size=4)
     attention = to_numpy(model.depth_attention(images))
+
+    # The reference starts from the backbone's feature maps at inference and
+    # pools, projects and attends in NumPy.
+    features = model.backbone(images, training=False)
+    projections = weights_of(model.tap_tokenizer)
+    tokens = ref.tap_tokens(
+        [to_numpy(features[tap]) for tap in RESNET_TAPS],
+        [projections[f"projection{i}/kernel"] for i in range(1, 6)],
+        [projections[f"projection{i}/bias"] for i in range(1, 6)],
+    )
+    _, expected = reference_depth_encoder(model.depth_encoder, tokens, final_norm=False)
     assert attention.shape == (4, 2, 5, 5)
+    np.testing.assert_allclose(attention, expected, atol=1e-5)
     np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
-    tokens = model.depth_tokens(images)
-    _, direct = model.depth_encoder(tokens, return_attention_scores=True)
-    np.testing.assert_allclose(attention, to_numpy(direct), atol=1e-6)
 
 
 def test_tap_selection_sets_the_number_of_tokens():
@@ -117,6 +135,34 @@ def test_tap_selection_sets_the_number_of_tokens():
     assert model.tap_names == ("stage2", "stage3", "stage4")
     assert to_numpy(model.depth_attention(batch(size=2)[0])).shape[-1] == 3
     assert to_numpy(model.depth_encoder.position_embedding.embedding).shape[1] == 3
+
+
+RESNET_TAPS = ("stem", "stage1", "stage2", "stage3", "stage4")
+
+
+@pytest.mark.parametrize(
+    "index, name", [(-5, "stem"), (-1, "stage4"), (0, "stem"), (4, "stage4")]
+)
+def test_tap_indices_reach_both_ends(index, name):
+    # Five taps: indices -5..4, negatives counting from the deepest (timm's out_indices).
+    assert resolve_taps([index], RESNET_TAPS) == (name,)
+    assert resolve_taps(index, RESNET_TAPS) == (name,)
+
+
+@pytest.mark.parametrize("index", [-6, 5])
+def test_tap_indices_one_past_either_end_are_rejected(index):
+    message = rf"Tap index {index} is out of range for a backbone with 5 taps .*; allowed: -5\.\.4\."
+    with pytest.raises(ValueError, match=message):
+        resolve_taps([index], RESNET_TAPS)
+
+
+def test_tap_index_boundaries_on_a_resnet18_backbone():
+    model = small_model("gradattn_nope", taps=[-5, 4])
+    assert model.backbone.tap_names == RESNET_TAPS
+    assert model.tap_names == ("stem", "stage4")
+    for index in (-6, 5):
+        with pytest.raises(ValueError, match=rf"Tap index {index} is out of range"):
+            small_model("gradattn_nope", taps=[index])
 
 
 def test_residuals_kept_is_one_argument_away():
