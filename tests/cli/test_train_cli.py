@@ -103,7 +103,7 @@ def test_config_records_everything_needed_to_rerun(finished_run):
     assert (flags["epochs"], flags["batch_size"], flags["max_train_samples"]) == (2, 32, 128)
     assert flags["learning_rate"] == 1e-3 and flags["weight_decay"] == 1e-4
     assert flags["model_args"]["stage_blocks"] == [1, 1, 1, 1]
-    assert flags["split"] == "paper" and flags["seed"] == 42
+    assert flags["split"] == "paper" and flags["seed"] == 42 and flags["log_gradients"] == 2
     assert config["dataset"]["sizes"]["train"] == 128
     assert config["dataset"]["spec"]["name"] == "digits"
     splits = data.load_dataset("digits", seed=42, max_train_samples=128)
@@ -160,10 +160,10 @@ def test_killed_run_resumes_with_every_epoch_once(tmp_path, capsys):
     arguments = [
         "--dataset", "synthetic", "--dataset-arg", "num_examples=400", "--dataset-arg", "image_size=20",
         "--model", "resnet18", *TINY_MODEL_ARGS[:6], "--epochs", 4, "--batch-size", 32,
-        "--verbose", 0, "--output-dir", run_dir, "--log-gradients", 2, "--probe-batches", 0,
+        "--verbose", 0, "--output-dir", run_dir, "--probe-batches", 0,
     ]  # fmt: skip
     process = subprocess.Popen(
-        train_command(*arguments), env=isolated_environment(tmp_path), cwd=str(tmp_path),
+        train_command(*arguments, "--log-gradients", 2), env=isolated_environment(tmp_path), cwd=str(tmp_path),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     history_path = run_dir / "history.csv"
@@ -183,7 +183,10 @@ def test_killed_run_resumes_with_every_epoch_once(tmp_path, capsys):
     assert read_json(run_dir / "status.json")["status"] == "running"
     assert os.path.isdir(run_dir / "backup")
 
+    # Without --log-gradients, i.e. "auto" (10 steps here): the run keeps the
+    # 2 it recorded, as runs recorded before "auto" keep their 100.
     assert main([*arguments, "--resume"]) == 0, capsys.readouterr().err
+    assert read_json(run_dir / "config.json")["train_config"]["log_gradients"] == 2
     after = TrainingJournal.read_history(history_path)
     epochs = [row["epoch"] for row in after]
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) > len(before)
@@ -281,7 +284,11 @@ BAD_INPUTS = {
     "negative learning rate": (["--lr", "-1"], ["--lr must be positive"]),
     "bad gradient log frequency": (
         ["--log-gradients", "sometimes"],
-        ["argument --log-gradients", "'sometimes' is not a positive number of steps, 'epoch' or 'off'"],
+        ["argument --log-gradients", "'sometimes' is not a positive number of steps, 'auto', 'epoch' or 'off'"],
+    ),
+    "fractional gradient log frequency": (
+        ["--log-gradients", "2.5"],
+        ["argument --log-gradients", "'2.5' is not a positive number of steps, 'auto', 'epoch' or 'off'"],
     ),
     "negative probe batches": (["--probe-batches", "-1"], ["--probe-batches must be an integer >= 0, got -1"]),
 }
