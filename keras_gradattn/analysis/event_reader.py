@@ -54,13 +54,15 @@ def find_event_files(directory):
     return sorted(found)
 
 
-def read_events(directory):
-    """Reads all event files below `directory` (recursively)."""
+def read_events(path):
+    """Reads all event files below the directory `path` (recursively), in the
+    order of their names (the time they were created), or the one event file
+    `path` (e.g. to tell the processes of a resumed run apart)."""
     from tensorboard.util import tensor_util
 
     raw_scalars = {}
     histograms = {}
-    event_files = find_event_files(directory)
+    event_files = [os.fspath(path)] if os.path.isfile(path) else find_event_files(path)
     for path in event_files:
         for event in _iterate_events(path):
             for value in event.summary.value:

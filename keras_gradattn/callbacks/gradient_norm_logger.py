@@ -46,7 +46,10 @@ class GradientNormLogger(keras.callbacks.Callback):
       mean over examples and query positions). Tokens are named by the
       model's `tap_names` (`stem`, `stage1`, ...), else `token1`, `token2`...
     The step of every value is the optimizer's iteration count when `fit`
-    began plus the training batches of this `fit`.
+    began (after `keras.callbacks.BackupAndRestore` restored it, when the
+    run resumes) plus the training batches of this `fit`; gradient norms are
+    logged at the steps that are multiples of `update_freq`, and at the end
+    of training.
     `log_dir/gradient_norm_layout.json` lists layers and stages in model
     order, for the analysis script.
 
@@ -145,11 +148,13 @@ class GradientNormLogger(keras.callbacks.Callback):
             # fit() made (and may have traced, in an earlier fit) the train
             # function before callbacks ran: make it again with the hook in it.
             model.make_train_function(force=True)
-            apply_count = keras_internals.optimizer_apply_count(innermost_optimizer(optimizer))
-            self._step_offset = int(np.asarray(apply_count.numpy()))
         except BaseException:
             self.detach()
             raise
+        # Read at the first epoch begin: `BackupAndRestore` restores the
+        # optimizer's iteration count in its own on_train_begin, which may
+        # run after this one.
+        self._step_offset = None
         self._layout_written = False
         self._steps_done = 0
         self._epoch_first_step = 0
@@ -157,6 +162,8 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._last_logged = 0
 
     def on_epoch_begin(self, epoch, logs=None):
+        if self._step_offset is None:
+            self._step_offset = self._optimizer_step()
         self._epoch_first_step = self._steps_done
         self._last_begun_batch = None
 
@@ -165,10 +172,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         # overriding on_train_batch_end would switch off Keras' asynchronous
         # callback dispatch and force a device sync on every step.
         self._last_begun_batch = batch
-        done = self._epoch_first_step + batch
-        if self.update_freq != "epoch" and done - self._last_logged >= self.update_freq:
-            self._log_window(self._step_offset + done)
-            self._last_logged = done
+        self._log_window_if_due(self._epoch_first_step + batch)
 
     def on_epoch_end(self, epoch, logs=None):
         steps_in_epoch = self.params.get("steps") if self.params else None
@@ -181,6 +185,11 @@ class GradientNormLogger(keras.callbacks.Callback):
         if self.update_freq == "epoch":
             self._log_window(step)
             self._last_logged = self._steps_done
+        else:
+            # A window that ends with the epoch is logged now, not at the next
+            # batch begin: the epoch end syncs anyway, and a backup made at
+            # this epoch end must not leave the window to be lost in a crash.
+            self._log_window_if_due(self._steps_done)
         epoch_record = {"epoch": epoch, "step": step}
         if self.weight_norms:
             self._log_weight_norms(step, epoch_record)
@@ -192,7 +201,7 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         try:
-            if self._recorder is not None and self._recorder.installed:
+            if self._recorder is not None and self._recorder.installed and self._step_offset is not None:
                 # The steps since the last log step, so that none is lost.
                 self._log_window(self._step_offset + self._steps_done)
         finally:
@@ -286,6 +295,22 @@ class GradientNormLogger(keras.callbacks.Callback):
         if self._writer is None:
             self._writer = create_summary_writer(self.log_dir, implementation=self.writer)
         return self._writer
+
+    def _optimizer_step(self):
+        optimizer = innermost_optimizer(self.model.optimizer)
+        return int(np.asarray(keras_internals.optimizer_apply_count(optimizer).numpy()))
+
+    def _log_window_if_due(self, done):
+        """Logs the window when the optimizer's step count has reached a new
+        multiple of `update_freq` (`done`: steps of this `fit`). Log steps are
+        multiples of `update_freq` of the whole training, so a resumed or
+        continued run logs at the steps an uninterrupted one would."""
+        if self.update_freq == "epoch":
+            return
+        step = self._step_offset + done
+        if step // self.update_freq > (self._step_offset + self._last_logged) // self.update_freq:
+            self._log_window(step)
+            self._last_logged = done
 
     def _log_window(self, step):
         model = self.model  # Under JAX this attaches the latest state to the variables.

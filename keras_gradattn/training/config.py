@@ -11,6 +11,7 @@ protocol (keras_gradattn/training/protocol.py).
 
 import ast
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -76,18 +77,43 @@ def parse_key_value(text):
 
 
 def parse_gradient_log_freq(text):
-    """`N` steps, `"epoch"`, or `"off"`/`"0"` (0: no logging)."""
+    """`N` steps, `"auto"`, `"epoch"`, or `"off"`/`"0"` (0: no logging)."""
     if text in ("off", "0"):
         return 0
-    if text == "epoch":
-        return "epoch"
+    if text in ("auto", "epoch"):
+        return text
     try:
         steps = int(text)
     except ValueError:
         steps = 0
     if steps < 1:
-        raise ValueError(f"{text!r} is not a positive number of steps, 'epoch' or 'off'")
+        raise ValueError(f"{text!r} is not a positive number of steps, 'auto', 'epoch' or 'off'")
     return steps
+
+
+def with_gradient_log_freq(config, steps_per_epoch, recorded=None):
+    """A resolved `config` whose `log_gradients="auto"` became a number of
+    steps: `recorded`, the number a resumed run recorded in its config.json
+    (runs started before "auto" existed recorded 100), else
+    `protocol.auto_gradient_log_freq(steps_per_epoch)`."""
+    if config.log_gradients != "auto":
+        return config
+    if _is_positive_int(recorded):
+        return dataclasses.replace(config, log_gradients=int(recorded))
+    return dataclasses.replace(config, log_gradients=protocol.auto_gradient_log_freq(steps_per_epoch))
+
+
+def same_setting(name, previous, current):
+    """Whether a resumed run's `current` value of field `name` is the
+    `previous` one its config.json recorded (JSON turns tuples into lists;
+    `log_gradients="auto"` is whichever number of steps was recorded)."""
+    if name == "log_gradients" and current == "auto" and _is_positive_int(previous):
+        return True
+    return _as_json(previous) == _as_json(current)
+
+
+def _as_json(value):
+    return json.loads(json.dumps(value, default=str))
 
 
 def _setting(default=None, *, flag, group, help, parse=str, choices=None, metavar=None, kind="value",
@@ -112,8 +138,9 @@ class TrainConfig:
 
     `batch_size=None` means the paper's batch for the dataset (128; 64 for
     PAD-UFES-20); `output_dir=None` means `runs/<dataset>-<model>-seed<seed>`;
-    `log_gradients=None` means every `protocol.GRADIENT_LOG_FREQ` steps, or
-    off with `distribute`. `model_args` override `create_model` arguments;
+    `log_gradients="auto"` means every `protocol.auto_gradient_log_freq`
+    steps (about ten logs an epoch; resolved once the data is loaded, and
+    recorded as that number), or off with `distribute`. `model_args` override `create_model` arguments;
     `dataset_args` are `load_dataset` options (synthetic only). See
     docs/training.md.
     """
@@ -179,10 +206,13 @@ class TrainConfig:
         2, flag="--verbose", group="run", parse=int, choices=(0, 1, 2), in_rerun=False,
         help="Keras fit verbosity; default: 1 (progress bar) on a terminal, else 2")
     log_gradients: object = _setting(
-        None, flag="--log-gradients", group="instruments", parse=parse_gradient_log_freq, metavar="N|epoch|off",
+        "auto", flag="--log-gradients", group="instruments", parse=parse_gradient_log_freq,
+        metavar="N|auto|epoch|off",
         help="log per-layer norms of the gradients the optimizer applies (no extra pass) to "
-        "TensorBoard in RUN_DIR/logs/gradients every N steps or each epoch; default: every "
-        f"{protocol.GRADIENT_LOG_FREQ} steps, off with --distribute")
+        "TensorBoard in RUN_DIR/logs/gradients every N steps or each epoch; 'auto': every "
+        f"ceil(steps per epoch / {protocol.GRADIENT_LOGS_PER_EPOCH}) steps, within "
+        f"{protocol.GRADIENT_LOG_FREQ_BOUNDS[0]} and {protocol.GRADIENT_LOG_FREQ_BOUNDS[1]}, recorded in "
+        "config.json and kept by --resume; 'auto' is off with --distribute")
     probe_batches: int = _setting(
         protocol.PROBE_BATCHES, flag="--probe-batches", group="instruments", parse=int,
         help="after training, the paper's gradient-flow statistics (gradient of the loss with "
@@ -197,7 +227,9 @@ class TrainConfig:
         )
         log_gradients = self.log_gradients
         if log_gradients is None:
-            log_gradients = 0 if self.distribute else protocol.GRADIENT_LOG_FREQ
+            log_gradients = "auto"  # the default before "auto" was a word
+        if log_gradients == "auto" and self.distribute:
+            log_gradients = 0
         return dataclasses.replace(
             self, batch_size=batch_size, output_dir=os.fspath(output_dir), log_gradients=log_gradients
         )
@@ -258,12 +290,13 @@ def validate_config(config):
                 name, f"{{{name}}} must be one of {{choices}}; got {{value!r}}.", choices=", ".join(choices), value=value
             )
     log_gradients = config.log_gradients
-    if not (log_gradients in (None, 0, "epoch") or _is_positive_int(log_gradients)):
+    if not (log_gradients in (None, 0, "auto", "epoch") or _is_positive_int(log_gradients)):
         raise ConfigFieldError(
-            "log_gradients", "{log_gradients} must be a positive number of steps, 'epoch' or 'off', got {value!r}.",
+            "log_gradients",
+            "{log_gradients} must be a positive number of steps, 'auto', 'epoch' or 'off', got {value!r}.",
             value=log_gradients,
         )
-    if config.distribute and log_gradients not in (None, 0):
+    if config.distribute and log_gradients not in (None, 0, "auto"):
         raise ConfigFieldError(
             "log_gradients",
             "{log_gradients} is not available with {distribute} (the optimizer hook is untested under "

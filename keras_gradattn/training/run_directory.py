@@ -16,6 +16,7 @@ import os
 import tempfile
 
 from keras_gradattn.training.config import RESUME_IGNORED_FIELDS
+from keras_gradattn.training.config import same_setting
 from keras_gradattn.training.errors import TrainingSetupError
 from keras_gradattn.utils import atomic_write_json
 
@@ -98,7 +99,7 @@ def check_output_dir(config):
     differing = [
         f"{key} ({previous.get(key)!r} -> {current.get(key)!r})"
         for key in sorted(set(previous) | set(current))
-        if key not in RESUME_IGNORED_FIELDS and _normalise(previous.get(key)) != _normalise(current.get(key))
+        if key not in RESUME_IGNORED_FIELDS and not same_setting(key, previous.get(key), current.get(key))
     ]
     if differing:
         raise TrainingSetupError(
@@ -114,11 +115,6 @@ def check_output_dir(config):
             "(e.g. with a lower --lr) in another --output-dir."
         )
     return "resume"
-
-
-def _normalise(value):
-    # JSON turns tuples into lists; compare in JSON terms.
-    return json.loads(json.dumps(value, default=str))
 
 
 def read_json(path):

@@ -32,6 +32,7 @@ from keras_gradattn.training import metrics as metrics_lib
 from keras_gradattn.training import protocol
 from keras_gradattn.training.config import JIT_COMPILE
 from keras_gradattn.training.config import validate_config
+from keras_gradattn.training.config import with_gradient_log_freq
 from keras_gradattn.training.distribution import pad_evaluation_batches
 from keras_gradattn.training.distribution import setup_distribution
 from keras_gradattn.training.errors import TrainingDiverged
@@ -160,9 +161,20 @@ def run_training(config, command_line=None, rerun_command=None):
     started = time.perf_counter()
     prepared = prepare(config)
     try:
+        # "auto" needs the number of steps an epoch; a resumed run keeps the
+        # number it recorded.
+        recorded = read_json(files.config)["train_config"].get("log_gradients") if state == "resume" else None
+        config = with_gradient_log_freq(config, _steps_per_epoch(config, prepared), recorded)
         return _train_and_evaluate(config, files, prepared, state, started, command_line, rerun_command)
     finally:
         prepared.distribution.close()
+
+
+def _steps_per_epoch(config, prepared):
+    examples = len(prepared.splits.train)
+    if prepared.distribution.drop_training_remainder:
+        return examples // config.batch_size
+    return -(-examples // config.batch_size)
 
 
 def _train_and_evaluate(config, files, prepared, state, started, command_line, rerun_command):

@@ -290,3 +290,59 @@ def test_histograms_hold_the_last_applied_gradient(tmp_path):
         assert buckets[:, 2].sum() == gradient.size
         np.testing.assert_allclose(buckets[0, 0], gradient.min(), rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(buckets[-1, 1], gradient.max(), rtol=1e-5, atol=1e-7)
+
+
+class _StopBeforeEpoch(keras.callbacks.Callback):
+    """Interrupts `fit` as a crash would: an exception, so no `on_train_end`."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_resumed_fit_continues_the_step_count_of_the_backup(tmp_path):
+    # The logger comes before BackupAndRestore, as in the training protocol:
+    # its on_train_begin runs before the backup restores the optimizer's
+    # iteration count, so that count must be read later.
+    x, y = make_data(40)  # 5 steps per epoch
+    fit_kwargs = dict(batch_size=8, epochs=4, shuffle=False, verbose=0)
+    backup_dir = tmp_path / "backup"
+
+    model = build_functional_model()
+    compile_model(model, keras.optimizers.Adam(1e-3))
+    first = GradientNormLogger(tmp_path / "logs", update_freq=2)
+    backup = keras.callbacks.BackupAndRestore(backup_dir)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, callbacks=[first, backup, _StopBeforeEpoch(2)], **fit_kwargs)
+    first.detach()
+
+    model = build_functional_model()
+    compile_model(model, keras.optimizers.Adam(1e-3))
+    resumed = GradientNormLogger(tmp_path / "logs", update_freq=2)
+    model.fit(x, y, callbacks=[resumed, keras.callbacks.BackupAndRestore(backup_dir)], **fit_kwargs)
+
+    # Epochs 1-2 (steps 1-10) ran before the interruption, 3-4 (11-20) after.
+    assert [record["step"] for record in first.records] == [2, 4, 6, 8, 10]
+    assert [record["step"] for record in resumed.records] == [12, 14, 16, 18, 20]
+    assert [record["step"] for record in resumed.epoch_records] == [15, 20]
+    # Together: one value per log step, none written twice.
+    events = read_events(tmp_path / "logs")
+    steps, _ = events.scalars["grad_norm_global"]
+    assert steps.tolist() == list(range(2, 21, 2))
+
+
+def test_log_steps_are_multiples_of_update_freq_after_a_resume_mid_window(tmp_path):
+    # A run resumed at step 5 logs at 6, 8, ...: the steps an uninterrupted
+    # run logs at, so that the two processes' curves join without a gap.
+    x, y = make_data(40)
+    model = build_functional_model()
+    compile_model(model, keras.optimizers.Adam(1e-3))
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    logger = GradientNormLogger(tmp_path, update_freq=2)
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[logger])
+    assert [record["step"] for record in logger.records] == [6, 8, 10]
+    assert [record["steps_in_window"] for record in logger.records] == [1, 2, 2]

@@ -103,7 +103,7 @@ def test_config_records_everything_needed_to_rerun(finished_run):
     assert (flags["epochs"], flags["batch_size"], flags["max_train_samples"]) == (2, 32, 128)
     assert flags["learning_rate"] == 1e-3 and flags["weight_decay"] == 1e-4
     assert flags["model_args"]["stage_blocks"] == [1, 1, 1, 1]
-    assert flags["split"] == "paper" and flags["seed"] == 42
+    assert flags["split"] == "paper" and flags["seed"] == 42 and flags["log_gradients"] == 2
     assert config["dataset"]["sizes"]["train"] == 128
     assert config["dataset"]["spec"]["name"] == "digits"
     splits = data.load_dataset("digits", seed=42, max_train_samples=128)
@@ -160,10 +160,10 @@ def test_killed_run_resumes_with_every_epoch_once(tmp_path, capsys):
     arguments = [
         "--dataset", "synthetic", "--dataset-arg", "num_examples=400", "--dataset-arg", "image_size=20",
         "--model", "resnet18", *TINY_MODEL_ARGS[:6], "--epochs", 4, "--batch-size", 32,
-        "--verbose", 0, "--output-dir", run_dir,
+        "--verbose", 0, "--output-dir", run_dir, "--probe-batches", 0,
     ]  # fmt: skip
     process = subprocess.Popen(
-        train_command(*arguments), env=isolated_environment(tmp_path), cwd=str(tmp_path),
+        train_command(*arguments, "--log-gradients", 2), env=isolated_environment(tmp_path), cwd=str(tmp_path),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     history_path = run_dir / "history.csv"
@@ -183,7 +183,10 @@ def test_killed_run_resumes_with_every_epoch_once(tmp_path, capsys):
     assert read_json(run_dir / "status.json")["status"] == "running"
     assert os.path.isdir(run_dir / "backup")
 
+    # Without --log-gradients, i.e. "auto" (10 steps here): the run keeps the
+    # 2 it recorded, as runs recorded before "auto" keep their 100.
     assert main([*arguments, "--resume"]) == 0, capsys.readouterr().err
+    assert read_json(run_dir / "config.json")["train_config"]["log_gradients"] == 2
     after = TrainingJournal.read_history(history_path)
     epochs = [row["epoch"] for row in after]
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) > len(before)
@@ -193,6 +196,39 @@ def test_killed_run_resumes_with_every_epoch_once(tmp_path, capsys):
     assert status["status"] == "finished" and len(status["attempts"]) == 2
     assert read_json(run_dir / "metrics.json")["epochs_run"] == len(epochs)
     assert not os.path.exists(run_dir / "backup")
+    _assert_gradient_steps_continue(run_dir, epochs=len(epochs), batch_size=32, log_every=2)
+
+
+def _assert_gradient_steps_continue(run_dir, epochs, batch_size, log_every):
+    """The resumed process logs the steps after the epoch it resumed at, on
+    the same grid as the first process: one curve, no step from both."""
+    from keras_gradattn.analysis import read_events
+    from keras_gradattn.analysis.event_reader import find_event_files
+
+    steps_per_epoch = -(-read_json(run_dir / "config.json")["dataset"]["sizes"]["train"] // batch_size)
+    total = epochs * steps_per_epoch
+    event_files = find_event_files(run_dir / "logs" / "gradients")
+    assert len(event_files) == 2, event_files  # one per process, in the order they ran
+    first, resumed = (read_events(path) for path in event_files)
+    # Weight norms are logged at every epoch end: the resumed process's
+    # first one says where it started, after the epochs the backup kept.
+    resumed_epoch_ends = resumed.scalars["weight_norm_global"][0].tolist()
+    resumed_at = resumed_epoch_ends[0] - steps_per_epoch
+    assert resumed_at in range(steps_per_epoch, total, steps_per_epoch)
+    assert resumed_epoch_ends == list(range(resumed_at + steps_per_epoch, total + 1, steps_per_epoch))
+    first_steps = first.scalars["grad_norm_global"][0].tolist()
+    resumed_steps = resumed.scalars["grad_norm_global"][0].tolist()
+    assert resumed_steps[0] > resumed_at and resumed_steps[-1] == total
+    # The first process's steps up to the backup, then the resumed ones:
+    # every multiple of log_every once, and the last step.
+    kept = [step for step in first_steps if step <= resumed_at]
+    expected = sorted(set(range(log_every, total + 1, log_every)) | {total})
+    assert kept + resumed_steps == expected
+    # The analysis reads both files; where the first process logged a step
+    # of an epoch it did not finish, the resumed process's value is kept.
+    merged_steps, merged_values = read_events(run_dir / "logs" / "gradients").scalars["grad_norm_global"]
+    assert merged_steps.tolist() == expected
+    np.testing.assert_array_equal(merged_values[len(kept) :], resumed.scalars["grad_norm_global"][1])
 
 
 # --- bad input ------------------------------------------------------------------
@@ -248,7 +284,11 @@ BAD_INPUTS = {
     "negative learning rate": (["--lr", "-1"], ["--lr must be positive"]),
     "bad gradient log frequency": (
         ["--log-gradients", "sometimes"],
-        ["argument --log-gradients", "'sometimes' is not a positive number of steps, 'epoch' or 'off'"],
+        ["argument --log-gradients", "'sometimes' is not a positive number of steps, 'auto', 'epoch' or 'off'"],
+    ),
+    "fractional gradient log frequency": (
+        ["--log-gradients", "2.5"],
+        ["argument --log-gradients", "'2.5' is not a positive number of steps, 'auto', 'epoch' or 'off'"],
     ),
     "negative probe batches": (["--probe-batches", "-1"], ["--probe-batches must be an integer >= 0, got -1"]),
 }

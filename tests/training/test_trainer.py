@@ -1,6 +1,7 @@
 """The trainer's choices before any training: defaults, precision, optimizer."""
 
 import dataclasses
+import json
 
 import keras
 import pytest
@@ -61,7 +62,8 @@ def test_gradient_instruments_default_on_and_off_with_distribute():
     from keras_gradattn.training import TrainingSetupError
     from keras_gradattn.training import validate_config
 
-    assert TrainConfig().resolved().log_gradients == protocol.GRADIENT_LOG_FREQ
+    assert TrainConfig().resolved().log_gradients == "auto"
+    assert TrainConfig(log_gradients=None).resolved().log_gradients == "auto"
     assert TrainConfig().probe_batches == protocol.PROBE_BATCHES == 20
     # The optimizer hook is untested under data parallelism: off by default,
     # refused when asked for.
@@ -71,3 +73,21 @@ def test_gradient_instruments_default_on_and_off_with_distribute():
         validate_config(TrainConfig(distribute=True, log_gradients=10).resolved())
     with pytest.raises(TrainingSetupError, match="log_gradients must be a positive number"):
         validate_config(TrainConfig(log_gradients=-5).resolved())
+    for bad in ("sometimes", 2.5, True):
+        with pytest.raises(TrainingSetupError, match="positive number of steps, 'auto', 'epoch' or 'off'"):
+            validate_config(TrainConfig(log_gradients=bad).resolved())
+
+
+def test_config_json_records_the_number_auto_resolved_to(tmp_path):
+    from keras_gradattn.training import run_training
+
+    run_dir = tmp_path / "run"
+    config = dataclasses.replace(TINY, epochs=1, probe_batches=0, verbose=0, output_dir=str(run_dir))
+    assert config.log_gradients == "auto"
+    run_training(config)
+    # 32 examples in batches of 16: 2 steps an epoch.
+    expected = protocol.auto_gradient_log_freq(2)
+    with open(run_dir / "config.json") as file:
+        assert json.load(file)["train_config"]["log_gradients"] == expected
+    with open(run_dir / "logs" / "gradients" / "gradient_norm_layout.json") as file:
+        assert json.load(file)["update_freq"] == expected
