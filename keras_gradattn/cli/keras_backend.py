@@ -99,4 +99,10 @@ def _import_keras():
     with startup_lines_filtered():
         import keras  # noqa: F401
 
+        # Under JAX or PyTorch, tensorflow-datasets and the tf.data pipeline
+        # import TensorFlow later, and its notices would come then: load it
+        # here, inside the filter, where it is installed.
+        if keras.backend.backend() != "tensorflow" and is_installed("tensorflow"):
+            import tensorflow  # noqa: F401
+
 
