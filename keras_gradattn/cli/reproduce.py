@@ -47,6 +47,7 @@ PROG = "reproduce.py"
 GRID_FLAGS = (
     "datasets", "models", "seeds", "backends", "epochs", "max_train_samples", "batch_size",
     "probe_batches", "data_dir", "model_arg", "dataset_arg", "run_timeout", "title", "description",
+    "jobs", "devices", "ray", "cpus_per_run", "gpus_per_run",
 )  # fmt: skip
 _EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -104,6 +105,16 @@ def build_parser():
         help="markdown regenerated from every experiment under --results-root; 'off' to skip")
     add("--run-timeout", type=positive_int, default=None,
         help="seconds allowed per run; a run past it is stopped and stays resumable")
+    add("--jobs", type=positive_int, default=None,
+        help="runs at once on this machine (default 1; with --devices, one per GPU); each gets its "
+        "share of the GPUs and of the CPU cores")
+    add("--devices", type=name_list, default=None, metavar="IDS",
+        help="comma-separated GPU ids to share out over the --jobs (CUDA_VISIBLE_DEVICES per run)")
+    add("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+        help="run each cell as a Ray task: 'local' (the default when ADDRESS is left out) starts "
+        "Ray on this machine; 'auto' or ray://HOST:PORT joins a cluster (needs: pip install ray)")
+    add("--cpus-per-run", type=positive_int, default=None, help="with --ray: CPUs each run asks for (default 1)")
+    add("--gpus-per-run", type=non_negative_int, default=None, help="with --ray: GPUs each run asks for (default 0)")
     add("--title", default=None, help="heading of the experiment's README (kept in experiment.json)")
     add("--description", default=None,
         help="a paragraph for the experiment's README: why this budget (kept in experiment.json)")
@@ -142,6 +153,28 @@ def _check_mode(args):
                 f"--{given[0].replace('_', '-')}"
             )
     return None
+
+
+def _build_executor(args):
+    """The executor the flags ask for; raises _BadInput on a bad combination."""
+    from keras_gradattn.experiments import executors
+
+    try:
+        if args.ray is not None:
+            if args.jobs is not None or args.devices is not None:
+                given = "--jobs" if args.jobs is not None else "--devices"
+                raise _BadInput(f"{given} is for this machine; with --ray each run asks Ray for "
+                                "--cpus-per-run and --gpus-per-run instead")
+            return executors.RayExecutor(
+                args.ray, cpus_per_run=args.cpus_per_run or 1, gpus_per_run=args.gpus_per_run or 0
+            )
+        for name in ("cpus_per_run", "gpus_per_run"):
+            if getattr(args, name) is not None:
+                raise _BadInput(f"--{name.replace('_', '-')} needs --ray (on this machine use --jobs and --devices)")
+        jobs = args.jobs or (len(args.devices) if args.devices else 1)
+        return executors.LocalExecutor(jobs=jobs, devices=args.devices)
+    except executors.ExecutorSetupError as error:
+        raise _BadInput(str(error)) from None
 
 
 def _resolve_grid(args):
@@ -223,6 +256,7 @@ def main(argv=None):
 
     try:
         grid, model_args_for = _resolve_grid(args)
+        executor = _build_executor(args)
     except _BadInput as error:
         return _fail(str(error), prog=prog)
     budget = grid_lib.Budget(
@@ -252,7 +286,7 @@ def main(argv=None):
     try:
         outcome = grid_lib.run_grid(
             plan, runs_dir, budget, on_finished=collect, run_timeout=args.run_timeout,
-            report=lambda line: print(line, flush=True),
+            report=lambda line: print(line, flush=True), executor=executor,
         )  # fmt: skip
     except KeyboardInterrupt:
         return _fail("interrupted; rerun the same command to resume", EXIT_INTERRUPTED, prog=prog)

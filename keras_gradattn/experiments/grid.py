@@ -19,8 +19,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
+from keras_gradattn.experiments.executors import CPU_AFFINITY_VARIABLE
+from keras_gradattn.experiments.executors import CellEnded
+from keras_gradattn.experiments.executors import CellJob
+from keras_gradattn.experiments.executors import LocalExecutor
 from keras_gradattn.utils import atomic_write_bytes
 
 NEW, RESUME, FINISHED, DIVERGED = "new", "resume", "finished", "diverged"
@@ -159,14 +164,23 @@ def training_environment(backend):
     return environment
 
 
+# The process groups of the runs now running (several with `--jobs`), so
+# that Ctrl-C in the grid's thread can stop every one of them.
+_LIVE_PROCESSES = set()
+_LIVE_LOCK = threading.Lock()
+
+
 def run_subprocess(command, log_path, environment, timeout=None):
     """Runs `command` with its output appended to `log_path`.
 
     Returns the exit status, or None when it ran past `timeout` seconds (it
     is then stopped with SIGTERM, SIGKILL after a grace period; its run
     directory stays resumable). Ctrl-C stops the run's whole process group
-    and is re-raised.
+    and is re-raised. `GRADATTN_CPU_AFFINITY` in `environment` ("0,1") pins
+    the process to those CPUs (Linux), and is not passed on.
     """
+    environment = dict(environment)
+    cpus = environment.pop(CPU_AFFINITY_VARIABLE, None)
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
     with open(log_path, "a") as log:
         log.write(f"\n$ {' '.join(command)}\n")
@@ -175,7 +189,13 @@ def run_subprocess(command, log_path, environment, timeout=None):
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
         )
+        with _LIVE_LOCK:
+            _LIVE_PROCESSES.add(process)
         try:
+            if cpus and hasattr(os, "sched_setaffinity"):
+                # Set at once, before the interpreter it runs has started any
+                # thread: threads inherit their creator's affinity.
+                _pin(process.pid, cpus)
             return process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             _stop(process)
@@ -183,6 +203,38 @@ def run_subprocess(command, log_path, environment, timeout=None):
         except BaseException:
             _stop(process)
             raise
+        finally:
+            with _LIVE_LOCK:
+                _LIVE_PROCESSES.discard(process)
+
+
+def _pin(pid, cpus):
+    try:
+        os.sched_setaffinity(pid, {int(cpu) for cpu in cpus.split(",")})
+    except (ProcessLookupError, OSError):
+        pass  # already gone, or a CPU set the OS refuses: the run goes on unpinned
+
+
+def stop_running_processes():
+    """Stops every run this process started that is still running (SIGTERM, then SIGKILL)."""
+    with _LIVE_LOCK:
+        processes = list(_LIVE_PROCESSES)
+    for process in processes:
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + _TERMINATE_GRACE_SECONDS
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+
+
+def _signal_group(process, sent_signal):
+    try:
+        os.killpg(process.pid, sent_signal)
+    except ProcessLookupError:
+        pass
 
 
 def _stop(process):
@@ -243,8 +295,8 @@ def last_log_line(log_path):
 
 
 def run_grid(plan, runs_dir, budget, runner=None, on_finished=None, report=print,
-             clock=time.monotonic, run_timeout=None, python=None):
-    """Runs every cell of `plan` that is not finished, one at a time.
+             clock=time.monotonic, run_timeout=None, python=None, executor=None):
+    """Runs every cell of `plan` that is not finished.
 
     Args:
         plan: list of `GridRun` (see `build_plan`).
@@ -256,24 +308,29 @@ def run_grid(plan, runs_dir, budget, runner=None, on_finished=None, report=print
             is (or already was) finished, e.g. to collect its files.
         report: receives one progress line at a time.
         run_timeout: seconds allowed per run (None: no limit).
+        executor: where the cells run (`experiments.executors`); default
+            `LocalExecutor()`, one at a time on this machine.
 
     Returns:
         A `GridOutcome`: runs run, skipped (already finished) and failed (with
         the reason and the log). A failure never stops the grid.
     """
     runner = runner or run_subprocess
+    executor = executor or LocalExecutor()
     outcome = GridOutcome()
     started = clock()
-    durations = []
-    states = {run: run_state(os.path.join(runs_dir, run.relative_dir)) for run in plan}
-    remaining = sum(1 for state in states.values() if state in (NEW, RESUME))
-    for index, run in enumerate(plan, start=1):
+    numbers = {run: index for index, run in enumerate(plan, start=1)}
+
+    def prefix(run):
+        return f"run {numbers[run]}/{len(plan)}: {run.label}"
+
+    jobs = []
+    for run in plan:
         run_dir = os.path.join(runs_dir, run.relative_dir)
-        prefix = f"run {index}/{len(plan)}: {run.label}"
         state = run_state(run_dir)
         if state == FINISHED:
             outcome.skipped.append(run)
-            report(f"{prefix}: finished already, skipped")
+            report(f"{prefix(run)}: finished already, skipped")
             if on_finished:
                 on_finished(run, run_dir)
             continue
@@ -282,35 +339,51 @@ def run_grid(plan, runs_dir, budget, runner=None, on_finished=None, report=print
             status = read_status(run_dir) or {}
             reason = f"diverged in an earlier attempt ({status.get('message', 'see status.json')})"
             outcome.failed.append(Failure(run, reason, log_path))
-            report(f"{prefix}: {reason}; not retried")
+            report(f"{prefix(run)}: {reason}; not retried")
             if on_finished:
                 on_finished(run, run_dir)
             continue
-        eta = (sum(durations) / len(durations)) * remaining if durations else None
-        report(
-            f"{prefix}: {'starting' if state == NEW else 'resuming'} | elapsed "
-            f"{format_duration(clock() - started)} | ETA {format_duration(eta)} | log {log_path}"
-        )
-        run_started = clock()
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        command = train_command(run, run_dir, budget, python=python)
-        exit_status = runner(command, log_path, training_environment(run.backend), run_timeout)
-        duration = clock() - run_started
+        command = tuple(train_command(run, run_dir, budget, python=python))
+        jobs.append(CellJob(run, command, log_path, run.backend))
+
+    parallel = max(1, getattr(executor, "jobs", 1))
+    described = parallel > 1 or not isinstance(executor, LocalExecutor)
+    if jobs and described:
+        report(f"{len(jobs)} runs to do, {executor.describe()}")
+    durations, started_at = [], {}
+    remaining = len(jobs)
+    for event in executor.execute(jobs, runner, run_timeout, training_environment, stop_running_processes):
+        run = event.job.key
+        run_dir = os.path.join(runs_dir, run.relative_dir)
+        if not isinstance(event, CellEnded):
+            state = run_state(run_dir)
+            eta = (sum(durations) / len(durations)) * remaining / parallel if durations else None
+            where = f" | {event.where}" if described else ""
+            report(
+                f"{prefix(run)}: {'starting' if state == NEW else 'resuming'}{where} | elapsed "
+                f"{format_duration(clock() - started)} | ETA {format_duration(eta)} | log {event.job.log_path}"
+            )
+            started_at[run] = clock()
+            continue
+        duration = clock() - started_at.pop(run)
         durations.append(duration)
         remaining -= 1
         final_state = run_state(run_dir)
-        if exit_status == 0 and final_state == FINISHED:
+        if event.error is None and event.exit_status == 0 and final_state == FINISHED:
             outcome.ran.append(run)
-            report(f"{prefix}: finished in {format_duration(duration)}")
+            report(f"{prefix(run)}: finished in {format_duration(duration)}")
         else:
-            if exit_status is None:
+            if event.error is not None:
+                reason = f"could not run: {type(event.error).__name__}: {event.error}"
+            elif event.exit_status is None:
                 reason = f"timed out after {format_duration(run_timeout)} (resumable)"
-            elif exit_status == 0:
+            elif event.exit_status == 0:
                 reason = f"exit 0 but status is {final_state!r}"
             else:
-                reason = f"exit {exit_status}: {last_log_line(log_path)}"
-            outcome.failed.append(Failure(run, reason, log_path))
-            report(f"{prefix}: FAILED after {format_duration(duration)}: {reason}")
+                reason = f"exit {event.exit_status}: {last_log_line(event.job.log_path)}"
+            outcome.failed.append(Failure(run, reason, event.job.log_path))
+            report(f"{prefix(run)}: FAILED after {format_duration(duration)}: {reason}")
         if on_finished and final_state in (FINISHED, DIVERGED):
             on_finished(run, run_dir)
     report(

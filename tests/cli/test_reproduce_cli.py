@@ -50,6 +50,13 @@ def run_main(arguments, tmp_path, capsys):
          "--model-arg 'token_dim' is accepted by none of the models resnet18"),
         (["--experiment", "e", "--model-arg", "nokey"], "expected KEY=VALUE, got 'nokey'"),
         (["--experiment", "e", "--aggregate-only"], "no experiment 'e' under"),
+        (["--experiment", "e", "--jobs", "0"], "expected a positive integer, got '0'"),
+        (["--experiment", "e", "--jobs", "3", "--devices", "0,1"],
+         "2 GPUs (0,1) do not split evenly over 3 jobs; allowed: a number of jobs that divides 2"),
+        (["--experiment", "e", "--jobs", "999"], "999 jobs would oversubscribe the "),
+        (["--experiment", "e", "--ray", "--jobs", "2"], "--jobs is for this machine; with --ray"),
+        (["--experiment", "e", "--gpus-per-run", "1"], "--gpus-per-run needs --ray"),
+        (["--experiment", "e", "--aggregate-only", "--jobs", "2"], "takes no grid flags; received --jobs"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(arguments, message, tmp_path, capsys):
