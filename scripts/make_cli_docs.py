@@ -53,6 +53,15 @@ COMMANDS = (
         ),
     ),
     (
+        "scripts/benchmark_epoch.py",
+        (
+            "A whole `gradattn-train` epoch on FashionMNIST-shaped IDX files (input pipeline, augmentation, the "
+            "protocol's callbacks, gradient logging at the default frequency) against the bare training step, "
+            "per backend and model, with PASS/MISS at 0.9x. Each backend runs in its own subprocess. See "
+            "[benchmarks.md](benchmarks.md#a-whole-epoch-against-the-bare-step)."
+        ),
+    ),
+    (
         "scripts/count_flops.py",
         (
             "FLOPs per image of the paper's models (forward, and forward + backward) from XLA's cost model, "

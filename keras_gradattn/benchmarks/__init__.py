@@ -5,6 +5,7 @@
   pipelines (`measure_interleaved` and the callables it times);
 - `environment`: the machine, backend and versions a measurement ran with;
 - `fake_medmnist`: a stand-in MedMNIST file to time the npz reader with;
+- `fake_fashion_mnist`: stand-in FashionMNIST IDX files, to time whole epochs with;
 - `reporting`: the targets met or missed, and the markdown tables.
 
 The command-line modules (`keras_gradattn.cli.benchmark`,
@@ -13,6 +14,7 @@ grid, one backend per subprocess.
 """
 
 from keras_gradattn.benchmarks.environment import describe_environment
+from keras_gradattn.benchmarks.fake_fashion_mnist import write_fake_fashion_mnist
 from keras_gradattn.benchmarks.fake_medmnist import write_fake_medmnist_npz
 from keras_gradattn.benchmarks.reporting import evaluate_targets
 from keras_gradattn.benchmarks.reporting import format_models_table

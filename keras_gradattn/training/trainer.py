@@ -144,8 +144,11 @@ def _say(config, message):
         print(message, flush=True)
 
 
-def run_training(config, command_line=None, rerun_command=None):
+def run_training(config, command_line=None, rerun_command=None, extra_callbacks=()):
     """Trains, evaluates on the test split and fills the run directory.
+
+    `extra_callbacks` run after the protocol's own (a benchmark's timer, say);
+    they must not change the training.
 
     Returns a `TrainingResult`. Raises `TrainingSetupError` or `DatasetError`
     before anything is written, and `TrainingDiverged` (after recording it in
@@ -165,7 +168,9 @@ def run_training(config, command_line=None, rerun_command=None):
         # number it recorded.
         recorded = read_json(files.config)["train_config"].get("log_gradients") if state == "resume" else None
         config = with_gradient_log_freq(config, _steps_per_epoch(config, prepared), recorded)
-        return _train_and_evaluate(config, files, prepared, state, started, command_line, rerun_command)
+        return _train_and_evaluate(
+            config, files, prepared, state, started, command_line, rerun_command, extra_callbacks
+        )
     finally:
         prepared.distribution.close()
 
@@ -177,7 +182,7 @@ def _steps_per_epoch(config, prepared):
     return -(-examples // config.batch_size)
 
 
-def _train_and_evaluate(config, files, prepared, state, started, command_line, rerun_command):
+def _train_and_evaluate(config, files, prepared, state, started, command_line, rerun_command, extra_callbacks=()):
     model = prepared.model
     os.makedirs(files.root, exist_ok=True)
     if state == "new":
@@ -201,7 +206,7 @@ def _train_and_evaluate(config, files, prepared, state, started, command_line, r
         epochs=config.epochs,
         # The pipelines shuffle (seeded, renewed every epoch); Keras must not.
         shuffle=False,
-        callbacks=protocol_callbacks.callbacks,
+        callbacks=[*protocol_callbacks.callbacks, *extra_callbacks],
         verbose=config.verbose,
     )
     diverged = protocol_callbacks.divergence.diverged
