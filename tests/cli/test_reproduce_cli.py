@@ -171,6 +171,9 @@ def test_a_tiny_real_grid_end_to_end(tmp_path):
             assert {"config.json", "history.csv", "metrics.json", "status.json"} <= set(os.listdir(run))
             assert "best.keras" not in os.listdir(run)
             assert os.path.exists(tmp_path / "runs" / "digits" / model / f"seed{seed}-{BACKEND}" / "best.keras")
+            hparams_dir = tmp_path / "runs" / "digits" / model / f"seed{seed}-{BACKEND}" / "hparams"
+            assert os.listdir(hparams_dir) == [tensorboard_hparams.RUN_FILE_NAME]
+    assert os.path.exists(tmp_path / "runs" / tensorboard_hparams.EXPERIMENT_FILE_NAME)
     with open(results / "summary.csv") as file:
         summary = {row["model"]: row for row in csv.DictReader(file)}
     assert summary["resnet18"]["n"] == "2" and summary["resnet18"]["max_epochs"] == "1"
