@@ -15,6 +15,8 @@ from keras_gradattn.callbacks.optimizer_hook import installed_recorder
 from keras_gradattn.callbacks.optimizer_hook import squared_norm
 from keras_gradattn.callbacks.summary_writer import IMPLEMENTATIONS as WRITER_IMPLEMENTATIONS
 from keras_gradattn.callbacks.summary_writer import create_summary_writer
+from keras_gradattn.callbacks.tensorboard_layout import gradient_flow_layout
+from keras_gradattn.callbacks.tensorboard_layout import layout_summary
 from keras_gradattn.utils import atomic_write_json
 from keras_gradattn.utils import keras_internals
 from keras_gradattn.utils import register_serializable
@@ -51,7 +53,11 @@ class GradientNormLogger(keras.callbacks.Callback):
     logged at the steps that are multiples of `update_freq`, and at the end
     of training.
     `log_dir/gradient_norm_layout.json` lists layers and stages in model
-    order, for the analysis script.
+    order, for the analysis script. Each event file also holds a layout for
+    TensorBoard's Custom Scalars tab (`keras_gradattn.callbacks.
+    tensorboard_layout`): the stages' gradient norms in one chart, the global
+    norm beside the learning rate in another, and one chart of depth
+    attention per encoder layer.
 
     Args:
         log_dir: directory for the event files.
@@ -294,7 +300,21 @@ class GradientNormLogger(keras.callbacks.Callback):
     def _get_writer(self):
         if self._writer is None:
             self._writer = create_summary_writer(self.log_dir, implementation=self.writer)
+            # Once per event file (a resumed run writes a new file), so that
+            # TensorBoard's Custom Scalars tab finds it whatever files it reads.
+            layout = gradient_flow_layout(encoder_layers=self._logged_encoder_layers())
+            self._writer.summary(layout_summary(layout), self._step_offset or 0)
         return self._writer
+
+    def _logged_encoder_layers(self):
+        """How many encoder layers get depth_attention tags: 0 when none will,
+        None when the model does not say (`num_layers`)."""
+        if self.attention_batch is None or not callable(getattr(self.model, "depth_attention", None)):
+            return 0
+        num_layers = getattr(self.model, "num_layers", None)
+        if isinstance(num_layers, int) and not isinstance(num_layers, bool) and num_layers > 0:
+            return num_layers
+        return None
 
     def _optimizer_step(self):
         optimizer = innermost_optimizer(self.model.optimizer)

@@ -1,7 +1,7 @@
 """TensorBoard event writing: scalars and histograms, with or without TensorFlow.
 
 `create_summary_writer(log_dir)` returns an object with `scalar`, `histogram`,
-`flush` and `close`. Two implementations write the same event files:
+`summary` (a ready-made Summary proto), `flush` and `close`. Two implementations write the same event files:
 
 - `EventFileSummaryWriter` ("python") writes the event protocol buffers itself
   with TensorBoard's pure-Python record writer. It never imports TensorFlow
@@ -44,6 +44,26 @@ def sanitize_tag(tag):
     return _UNSAFE_TAG_CHARACTERS.sub("_", tag)
 
 
+def event_file_bytes(summaries):
+    """The bytes of a whole event file holding `summaries`, `(step, Summary proto)` pairs.
+
+    For files written in one go and then renamed into place (see
+    `keras_gradattn.utils.atomic_write_bytes`), such as the HParams summaries
+    of a finished run.
+    """
+    import io
+
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    buffer = io.BytesIO()
+    writer = RecordWriter(buffer)
+    writer.write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
+    for step, summary in summaries:
+        writer.write(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary).SerializeToString())
+    return buffer.getvalue()
+
+
 def create_summary_writer(log_dir, implementation="auto"):
     """Returns a summary writer for `log_dir`; the directory is created."""
     if implementation not in IMPLEMENTATIONS:
@@ -83,6 +103,11 @@ class TensorFlowSummaryWriter:
             self._tf.summary.histogram(
                 sanitize_tag(tag), np.asarray(values, dtype=np.float64), step=int(step), buckets=buckets
             )
+
+    def summary(self, summary, step):
+        """Writes a ready-made `Summary` proto (e.g. a Custom Scalars layout)."""
+        with self._writer.as_default():
+            self._tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=int(step))
 
     def flush(self):
         self._writer.flush()
@@ -127,6 +152,10 @@ class EventFileSummaryWriter:
     def scalar(self, tag, value, step):
         value = self._summary_pb2.Summary.Value(tag=sanitize_tag(tag), simple_value=float(value))
         self._write_summary_value(value, step)
+
+    def summary(self, summary, step):
+        """Writes a ready-made `Summary` proto (e.g. a Custom Scalars layout)."""
+        self._write(self._event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
 
     def histogram(self, tag, values, step, buckets=DEFAULT_HISTOGRAM_BUCKETS):
         values = np.asarray(values, dtype=np.float64).ravel()

@@ -12,7 +12,9 @@ finished runs are skipped, unfinished ones resumed, failures reported
 without stopping the grid. Then each run's small files are copied to
 `results/<experiment>/runs/` and the tables written there (runs.csv,
 summary.csv, paired.csv, cross_backend.csv, README.md), and docs/results.md
-is regenerated from every experiment's committed CSVs.
+is regenerated from every experiment's committed CSVs. TensorBoard HParams
+summaries of the finished runs go into the runs folder, for
+`tensorboard --logdir <runs-dir>` (keras_gradattn.experiments.tensorboard_hparams).
 
 Exit status: 0 done; 1 some runs failed (the others' results are written);
 2 bad input (one line on stderr, nothing run or written); 130 interrupted.
@@ -252,6 +254,7 @@ def main(argv=None):
         if experiment_lib.load_meta(results_dir) is None:
             return _fail(f"no experiment {args.experiment!r} under {args.results_root!r} (no experiment.json)", prog=prog)
         collected = experiment_lib.collect_all(runs_dir, results_dir)
+        _write_tensorboard_hparams(runs_dir)
         return _write_outputs(args, results_dir, docs_path, f"collected {collected} runs from {runs_dir}")
 
     try:
@@ -281,6 +284,11 @@ def main(argv=None):
 
     def collect(run, run_dir):
         grid_lib.collect_run(run_dir, experiment_lib.collected_dir(results_dir, run))
+        if hparams_lib is not None:
+            # Now, so that the HParams tab fills while the grid runs.
+            hparams_lib.write_run_hparams(run_dir, runs_dir)
+
+    hparams_lib = _tensorboard_hparams_module()
 
     print(f"{len(plan)} runs in {runs_dir}; results in {results_dir}", flush=True)
     try:
@@ -290,10 +298,32 @@ def main(argv=None):
         )  # fmt: skip
     except KeyboardInterrupt:
         return _fail("interrupted; rerun the same command to resume", EXIT_INTERRUPTED, prog=prog)
+    _write_tensorboard_hparams(runs_dir)
     status = _write_outputs(args, results_dir, docs_path, None)
     if status != EXIT_OK:
         return status
     return EXIT_RUNS_FAILED if outcome.failed else EXIT_OK
+
+
+def _tensorboard_hparams_module():
+    """keras_gradattn.experiments.tensorboard_hparams, or None without the tensorboard package."""
+    try:
+        import tensorboard.plugins.hparams.summary_v2  # noqa: F401
+    except ImportError:
+        return None
+    from keras_gradattn.experiments import tensorboard_hparams
+
+    return tensorboard_hparams
+
+
+def _write_tensorboard_hparams(runs_dir):
+    hparams_lib = _tensorboard_hparams_module()
+    if hparams_lib is None:
+        print("TensorBoard HParams summaries not written: the tensorboard package is not installed")
+        return
+    count = hparams_lib.write_hparams(runs_dir)
+    if count:
+        print(f"wrote TensorBoard HParams summaries of {count} finished runs: tensorboard --logdir {runs_dir}")
 
 
 def _write_outputs(args, results_dir, docs_path, note):

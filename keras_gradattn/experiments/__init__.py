@@ -5,7 +5,9 @@
 files into `results/<experiment>/` (`experiment`), and turns them into
 tables: mean and std per cell, paired differences against a baseline with an
 exact sign-flip test (`seed_statistics`, `aggregate`), and markdown beside
-the paper's reported figures (`paper`, `results_markdown`). See docs/reproduce.md.
+the paper's reported figures (`paper`, `results_markdown`). It also writes
+TensorBoard HParams summaries of the finished runs into the runs folder
+(`tensorboard_hparams`). See docs/reproduce.md and docs/tensorboard.md.
 """
 
 from keras_gradattn.experiments.seed_statistics import confidence_interval_95

@@ -71,13 +71,18 @@ def load_run_records(root):
     for folder, _, files in sorted(os.walk(root)):
         if "config.json" not in files:
             continue
-        config = _read_json(os.path.join(folder, "config.json"))
-        status_path = os.path.join(folder, "status.json")
-        status = _read_json(status_path).get("status") if os.path.exists(status_path) else "unknown"
-        metrics_path = os.path.join(folder, "metrics.json")
-        metrics = _read_json(metrics_path) if status == "finished" and os.path.exists(metrics_path) else {}
-        records.append(_record(config, status, metrics))
+        records.append(read_run_record(folder))
     return records
+
+
+def read_run_record(folder):
+    """The record (a `RUN_FIELDS` dict) of the run whose config.json is in `folder`."""
+    config = _read_json(os.path.join(folder, "config.json"))
+    status_path = os.path.join(folder, "status.json")
+    status = _read_json(status_path).get("status") if os.path.exists(status_path) else "unknown"
+    metrics_path = os.path.join(folder, "metrics.json")
+    metrics = _read_json(metrics_path) if status == "finished" and os.path.exists(metrics_path) else {}
+    return _record(config, status, metrics)
 
 
 def _record(config, status, metrics):

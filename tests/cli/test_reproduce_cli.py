@@ -15,6 +15,7 @@ from cli.conftest import isolated_environment
 from cli.conftest import program_lines
 from keras_gradattn.cli import reproduce
 from keras_gradattn.experiments import grid
+from keras_gradattn.experiments import tensorboard_hparams
 from reproduce_testing import fake_run
 from testing_utils import REPOSITORY
 
@@ -105,6 +106,12 @@ def test_grid_with_a_fake_runner_writes_every_table(tmp_path, capsys, monkeypatc
     status, out, _ = run_main(arguments, tmp_path, capsys)
     assert status == 1  # one cell failed (twice: once per backend), the rest are tabulated
     assert "run 12/12:" in out and "FAILED" in out and "10 run, 0 already finished, 2 failed" in out
+    # TensorBoard HParams: one session per finished run, the experiment at the top.
+    assert f"wrote TensorBoard HParams summaries of 10 finished runs: tensorboard --logdir {tmp_path / 'runs'}" in out
+    session = tmp_path / "runs" / "digits" / "gradattn_nope" / "seed43-torch" / "hparams"
+    assert os.listdir(session) == [tensorboard_hparams.RUN_FILE_NAME]
+    assert not os.path.exists(tmp_path / "runs" / "digits" / "gradattn_rope" / "seed43-torch" / "hparams")
+    assert os.path.exists(tmp_path / "runs" / tensorboard_hparams.EXPERIMENT_FILE_NAME)
     results = tmp_path / "results" / "e"
     assert sorted(os.listdir(results)) == [
         "README.md", "cross_backend.csv", "experiment.json", "paired.csv", "runs", "runs.csv", "summary.csv"]
@@ -137,6 +144,7 @@ def test_aggregate_only_and_docs_only(tmp_path, capsys, monkeypatch):
     fake_run(tmp_path / "runs" / "digits" / "gradattn_rope" / "seed42-jax", model="gradattn_rope", top1=0.95)
     status, out, _ = run_main(["--experiment", "e", "--aggregate-only"], tmp_path, capsys)
     assert status == 0 and "collected 2 runs" in out
+    assert "wrote TensorBoard HParams summaries of 2 finished runs" in out
     assert os.path.exists(results / "runs" / "digits" / "gradattn_rope" / "seed42-jax" / "metrics.json")
     with open(results / "paired.csv") as file:
         (row,) = list(csv.DictReader(file))
@@ -170,6 +178,9 @@ def test_a_tiny_real_grid_end_to_end(tmp_path):
             assert {"config.json", "history.csv", "metrics.json", "status.json"} <= set(os.listdir(run))
             assert "best.keras" not in os.listdir(run)
             assert os.path.exists(tmp_path / "runs" / "digits" / model / f"seed{seed}-{BACKEND}" / "best.keras")
+            hparams_dir = tmp_path / "runs" / "digits" / model / f"seed{seed}-{BACKEND}" / "hparams"
+            assert os.listdir(hparams_dir) == [tensorboard_hparams.RUN_FILE_NAME]
+    assert os.path.exists(tmp_path / "runs" / tensorboard_hparams.EXPERIMENT_FILE_NAME)
     with open(results / "summary.csv") as file:
         summary = {row["model"]: row for row in csv.DictReader(file)}
     assert summary["resnet18"]["n"] == "2" and summary["resnet18"]["max_epochs"] == "1"
