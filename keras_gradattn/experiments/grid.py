@@ -21,8 +21,6 @@ import subprocess
 import sys
 import time
 
-from keras_gradattn.utils import atomic_write_bytes
-
 NEW, RESUME, FINISHED, DIVERGED = "new", "resume", "finished", "diverged"
 # The files of a run directory worth keeping with the results: small, text,
 # and enough to recompute every table. Not best.keras (43-50 MB) nor the
@@ -221,6 +219,10 @@ def _stop(process, log, why, grace_seconds):
 
 def collect_run(run_dir, destination):
     """Copies the run's small text files (COLLECTED_FILES) into `destination`, atomically."""
+    # Imported here: keras_gradattn.utils loads Keras (for its serialization
+    # helpers), which planning, starting and watching runs never need.
+    from keras_gradattn.utils.io import atomic_write_bytes
+
     copied = []
     for name in COLLECTED_FILES:
         source = os.path.join(run_dir, name)
