@@ -26,7 +26,6 @@ from keras_gradattn.experiments.executors import CPU_AFFINITY_VARIABLE
 from keras_gradattn.experiments.executors import CellEnded
 from keras_gradattn.experiments.executors import CellJob
 from keras_gradattn.experiments.executors import LocalExecutor
-from keras_gradattn.utils import atomic_write_bytes
 
 NEW, RESUME, FINISHED, DIVERGED = "new", "resume", "finished", "diverged"
 # The files of a run directory worth keeping with the results: small, text,
@@ -40,8 +39,8 @@ COLLECTED_FILES = (
     "metrics.json",
     "gradient_probe.json",
 )
-# How long a timed-out run gets to save and exit after SIGTERM.
-_TERMINATE_GRACE_SECONDS = 30
+# How long a stopped run (timed out, or Ctrl-C) gets to save and exit after SIGTERM.
+TERMINATE_GRACE_SECONDS = 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,13 +169,15 @@ _LIVE_PROCESSES = set()
 _LIVE_LOCK = threading.Lock()
 
 
-def run_subprocess(command, log_path, environment, timeout=None):
+def run_subprocess(command, log_path, environment, timeout=None, terminate_grace_seconds=TERMINATE_GRACE_SECONDS):
     """Runs `command` with its output appended to `log_path`.
 
     Returns the exit status, or None when it ran past `timeout` seconds (it
-    is then stopped with SIGTERM, SIGKILL after a grace period; its run
-    directory stays resumable). Ctrl-C stops the run's whole process group
-    and is re-raised. `GRADATTN_CPU_AFFINITY` in `environment` ("0,1") pins
+    is then stopped with SIGTERM, SIGKILL `terminate_grace_seconds` later;
+    its run directory stays resumable). Ctrl-C stops the run's whole process
+    group the same way (a second Ctrl-C sends SIGKILL at once) and is
+    re-raised. What was sent, and why, is appended to the log.
+    `GRADATTN_CPU_AFFINITY` in `environment` ("0,1") pins
     the process to those CPUs (Linux), and is not passed on.
     """
     environment = dict(environment)
@@ -185,7 +186,9 @@ def run_subprocess(command, log_path, environment, timeout=None):
     with open(log_path, "a") as log:
         log.write(f"\n$ {' '.join(command)}\n")
         log.flush()
-        # Its own process group (a new POSIX session), so stopping it also stops anything it started.
+        # Its own process group (a new POSIX session), so stopping it also
+        # stops anything it started, and a Ctrl-C in the terminal reaches
+        # only this process, which then stops the run as below.
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
         )
@@ -198,10 +201,10 @@ def run_subprocess(command, log_path, environment, timeout=None):
                 _pin(process.pid, cpus)
             return process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _stop(process)
+            _stop(process, log, f"ran past its {format_duration(timeout)} limit", terminate_grace_seconds)
             return None
         except BaseException:
-            _stop(process)
+            _stop(process, log, "the grid was interrupted", terminate_grace_seconds)
             raise
         finally:
             with _LIVE_LOCK:
@@ -221,7 +224,7 @@ def stop_running_processes():
         processes = list(_LIVE_PROCESSES)
     for process in processes:
         _signal_group(process, signal.SIGTERM)
-    deadline = time.monotonic() + _TERMINATE_GRACE_SECONDS
+    deadline = time.monotonic() + TERMINATE_GRACE_SECONDS
     for process in processes:
         try:
             process.wait(timeout=max(0.0, deadline - time.monotonic()))
@@ -237,21 +240,43 @@ def _signal_group(process, sent_signal):
         pass
 
 
-def _stop(process):
-    for sent_signal, wait_seconds in ((signal.SIGTERM, _TERMINATE_GRACE_SECONDS), (signal.SIGKILL, None)):
+def _stop(process, log, why, grace_seconds):
+    """SIGTERM to the run's process group, SIGKILL if it is still there
+    `grace_seconds` later (or at a second Ctrl-C meanwhile)."""
+
+    def send(sent_signal, note):
+        log.write(f"[grid] {note}; sending {sent_signal.name} to process group {process.pid}\n")
+        log.flush()
         try:
             os.killpg(process.pid, sent_signal)
         except ProcessLookupError:
-            return
+            pass
+
+    send(signal.SIGTERM, why)
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        send(signal.SIGKILL, f"still running {format_duration(grace_seconds)} after SIGTERM")
+    except KeyboardInterrupt:
+        send(signal.SIGKILL, "interrupted again while waiting")
+        process.wait()
+        raise
+    else:
+        # The run is gone; anything it started and left behind goes with it.
         try:
-            process.wait(timeout=wait_seconds)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return
+    process.wait()
 
 
 def collect_run(run_dir, destination):
     """Copies the run's small text files (COLLECTED_FILES) into `destination`, atomically."""
+    # Imported here: keras_gradattn.utils loads Keras (for its serialization
+    # helpers), which planning, starting and watching runs never need.
+    from keras_gradattn.utils.io import atomic_write_bytes
+
     copied = []
     for name in COLLECTED_FILES:
         source = os.path.join(run_dir, name)
@@ -304,8 +329,11 @@ def run_grid(plan, runs_dir, budget, runner=None, on_finished=None, report=print
         budget: the shared flags (`Budget`).
         runner: `runner(command, log_path, environment, timeout) -> exit status
             or None (timed out)`; default `run_subprocess`. Tests pass a fake.
+            An exception from it (other than Ctrl-C's KeyboardInterrupt, which
+            stops the grid) fails that cell only.
         on_finished: called as `on_finished(run, run_dir)` after each run that
-            is (or already was) finished, e.g. to collect its files.
+            is (or already was) finished, e.g. to collect its files; an
+            exception from it fails that cell only.
         report: receives one progress line at a time.
         run_timeout: seconds allowed per run (None: no limit).
         executor: where the cells run (`experiments.executors`); default
@@ -324,26 +352,40 @@ def run_grid(plan, runs_dir, budget, runner=None, on_finished=None, report=print
     def prefix(run):
         return f"run {numbers[run]}/{len(plan)}: {run.label}"
 
+    def finish(run, run_dir, log_path):
+        if on_finished is None:
+            return
+        try:
+            on_finished(run, run_dir)
+        except Exception as error:  # e.g. no space left to copy its files: the cell fails, the grid goes on
+            reason = f"on_finished failed: {type(error).__name__}: {error}"
+            outcome.failed.append(Failure(run, reason, log_path))
+            report(f"{prefix(run)}: {reason}")
+
     jobs = []
     for run in plan:
         run_dir = os.path.join(runs_dir, run.relative_dir)
         state = run_state(run_dir)
+        log_path = os.path.join(runs_dir, "logs", run.relative_dir.replace(os.sep, "-") + ".log")
         if state == FINISHED:
             outcome.skipped.append(run)
             report(f"{prefix(run)}: finished already, skipped")
-            if on_finished:
-                on_finished(run, run_dir)
+            finish(run, run_dir, log_path)
             continue
-        log_path = os.path.join(runs_dir, "logs", run.relative_dir.replace(os.sep, "-") + ".log")
         if state == DIVERGED:
             status = read_status(run_dir) or {}
             reason = f"diverged in an earlier attempt ({status.get('message', 'see status.json')})"
             outcome.failed.append(Failure(run, reason, log_path))
             report(f"{prefix(run)}: {reason}; not retried")
-            if on_finished:
-                on_finished(run, run_dir)
+            finish(run, run_dir, log_path)
             continue
-        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        except OSError as error:  # e.g. no space, no permission: this cell cannot run, the others may
+            reason = f"could not be run: {type(error).__name__}: {error}"
+            outcome.failed.append(Failure(run, reason, log_path))
+            report(f"{prefix(run)}: FAILED: {reason}")
+            continue
         command = tuple(train_command(run, run_dir, budget, python=python))
         jobs.append(CellJob(run, command, log_path, run.backend))
 
@@ -375,17 +417,19 @@ def run_grid(plan, runs_dir, budget, runner=None, on_finished=None, report=print
             report(f"{prefix(run)}: finished in {format_duration(duration)}")
         else:
             if event.error is not None:
-                reason = f"could not run: {type(event.error).__name__}: {event.error}"
+                reason = f"could not be run: {type(event.error).__name__}: {event.error}"
             elif event.exit_status is None:
                 reason = f"timed out after {format_duration(run_timeout)} (resumable)"
             elif event.exit_status == 0:
-                reason = f"exit 0 but status is {final_state!r}"
+                # Exit 0 is not enough: only status.json says the run is complete.
+                recorded = (read_status(run_dir) or {}).get("status")
+                reason = f"exit 0 but status.json says {recorded!r}" if recorded else "exit 0 but no status.json"
             else:
                 reason = f"exit {event.exit_status}: {last_log_line(event.job.log_path)}"
             outcome.failed.append(Failure(run, reason, event.job.log_path))
             report(f"{prefix(run)}: FAILED after {format_duration(duration)}: {reason}")
-        if on_finished and final_state in (FINISHED, DIVERGED):
-            on_finished(run, run_dir)
+        if final_state in (FINISHED, DIVERGED):
+            finish(run, run_dir, event.job.log_path)
     report(
         f"grid done in {format_duration(clock() - started)}: {len(outcome.ran)} run, "
         f"{len(outcome.skipped)} already finished, {len(outcome.failed)} failed"

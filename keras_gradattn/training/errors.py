@@ -10,3 +10,9 @@ class TrainingSetupError(ValueError):
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite; the run was stopped."""
+
+
+class RunDirectoryInUse(TrainingSetupError):
+    """Another process holds the run directory's lock (`run.lock`): two runs
+    in one directory would write into each other's files. The message names
+    that process (pid, host, start time)."""

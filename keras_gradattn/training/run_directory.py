@@ -3,10 +3,12 @@ finished run), and its status file.
 
     RUN_DIR/config.json status.json history.csv training_state.json best.keras
             best.json metrics.json gradient_probe.json confusion_matrix.png
-            logs/ backup/
+            logs/ backup/ run.lock
 
 Everything is decided before anything is written: `check_output_dir`
 creates nothing, so a run that fails its checks leaves nothing behind.
+`run.lock` exists while a process runs there (run_lock.py); it is no part
+of the run.
 """
 
 import dataclasses
@@ -18,6 +20,7 @@ import tempfile
 from keras_gradattn.training.config import RESUME_IGNORED_FIELDS
 from keras_gradattn.training.config import same_setting
 from keras_gradattn.training.errors import TrainingSetupError
+from keras_gradattn.training.run_lock import LOCK_FILE
 from keras_gradattn.utils import atomic_write_json
 
 
@@ -82,7 +85,7 @@ def check_output_dir(config):
     if not os.path.isdir(root):
         return "new"
     if not os.path.exists(files.config):
-        if os.listdir(root):
+        if set(os.listdir(root)) - {LOCK_FILE}:
             raise TrainingSetupError(
                 f"output directory {root!r} exists, is not empty and holds no run (no config.json); "
                 "choose another --output-dir."

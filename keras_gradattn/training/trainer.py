@@ -12,9 +12,10 @@ result = run_training(TrainConfig(dataset="digits", model="resnet18", epochs=5,
 result.metrics["top1_accuracy"]
 ```
 
-Everything that can be checked before training is checked before the run
-directory is created (`TrainingSetupError`, or the data layer's
-`DatasetError`): a run that fails validation leaves nothing behind.
+Everything that can be checked before training is checked before anything
+is written in the run directory (`TrainingSetupError`, or the data layer's
+`DatasetError`): a run that fails validation leaves nothing behind. Only the
+lock (run_lock.py) comes first, and goes again with the process.
 """
 
 import dataclasses
@@ -43,6 +44,7 @@ from keras_gradattn.training.run_directory import RunFiles
 from keras_gradattn.training.run_directory import check_output_dir
 from keras_gradattn.training.run_directory import read_json
 from keras_gradattn.training.run_directory import write_status
+from keras_gradattn.training.run_lock import RunLock
 from keras_gradattn.utils import atomic_write_json
 from keras_gradattn.utils.parameters import count_parameters
 
@@ -151,7 +153,8 @@ def run_training(config, command_line=None, rerun_command=None, extra_callbacks=
     they must not change the training.
 
     Returns a `TrainingResult`. Raises `TrainingSetupError` or `DatasetError`
-    before anything is written, and `TrainingDiverged` (after recording it in
+    before anything is written (`RunDirectoryInUse`, a `TrainingSetupError`,
+    while another process runs in the directory), and `TrainingDiverged` (after recording it in
     `status.json`) when the loss becomes NaN or infinite.
     """
     config = config.resolved()
@@ -161,18 +164,30 @@ def run_training(config, command_line=None, rerun_command=None, extra_callbacks=
     if state == "finished":
         return TrainingResult(files.root, metrics=read_json(files.metrics), already_finished=True)
 
-    started = time.perf_counter()
-    prepared = prepare(config)
+    # One process at a time in a run directory; released (and the directory
+    # removed again if this run created it and wrote nothing) however the
+    # run ends.
+    lock = RunLock(files.root).acquire()
     try:
-        # "auto" needs the number of steps an epoch; a resumed run keeps the
-        # number it recorded.
-        recorded = read_json(files.config)["train_config"].get("log_gradients") if state == "resume" else None
-        config = with_gradient_log_freq(config, _steps_per_epoch(config, prepared), recorded)
-        return _train_and_evaluate(
-            config, files, prepared, state, started, command_line, rerun_command, extra_callbacks
-        )
+        # Decided again under the lock: another process may have started or
+        # finished a run there since the first look.
+        state = check_output_dir(config)
+        if state == "finished":
+            return TrainingResult(files.root, metrics=read_json(files.metrics), already_finished=True)
+        started = time.perf_counter()
+        prepared = prepare(config)
+        try:
+            # "auto" needs the number of steps an epoch; a resumed run keeps the
+            # number it recorded.
+            recorded = read_json(files.config)["train_config"].get("log_gradients") if state == "resume" else None
+            config = with_gradient_log_freq(config, _steps_per_epoch(config, prepared), recorded)
+            return _train_and_evaluate(
+                config, files, prepared, state, started, command_line, rerun_command, extra_callbacks
+            )
+        finally:
+            prepared.distribution.close()
     finally:
-        prepared.distribution.close()
+        lock.release()
 
 
 def _steps_per_epoch(config, prepared):

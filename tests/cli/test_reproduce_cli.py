@@ -134,6 +134,23 @@ def test_grid_with_a_fake_runner_writes_every_table(tmp_path, capsys, monkeypatc
     assert status == 2 and "use another --experiment" in err
 
 
+def test_ctrl_c_exits_130_and_a_rerun_resumes(tmp_path, capsys, monkeypatch):
+    """The running cell's processes are stopped by the runner
+    (tests/experiments/test_grid_processes.py); here: what the program says."""
+    started = []
+
+    def interrupted_runner(command, log_path, environment, timeout):
+        started.append(command)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(grid, "run_subprocess", interrupted_runner)
+    arguments = ["--experiment", "e", "--models", "resnet18,gradattn_rope", "--seeds", "42", "--backends", "jax"]
+    status, out, err = run_main(arguments, tmp_path, capsys)
+    assert status == 130 and len(started) == 1  # the grid stopped at the first cell
+    assert err.strip().splitlines() == ["reproduce.py: error: interrupted; rerun the same command to resume"]
+    assert "grid done" not in out
+
+
 def test_aggregate_only_and_docs_only(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(grid, "run_subprocess", lambda *args: pytest.fail("aggregate-only trained"))
     results = tmp_path / "results" / "e"

@@ -173,6 +173,15 @@ def test_killed_run_resumes_with_every_epoch_once(tmp_path, capsys):
             assert process.poll() is None, process.stderr.read()[-3000:]
             assert time.monotonic() < deadline, "no second epoch within 240 s"
             time.sleep(0.05)
+        # A second process in the same directory is refused, naming the
+        # first (paused, so that the directory holds still), and changes nothing.
+        process.send_signal(signal.SIGSTOP)
+        before = snapshot(run_dir)
+        assert main([*arguments, "--resume"]) == 2
+        lines = program_lines(capsys.readouterr().err)
+        assert len(lines) == 1 and f"is in use by process {process.pid} on host " in lines[0], lines
+        assert snapshot(run_dir) == before
+        # Killed, the first process leaves its lock file behind, not its lock.
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
@@ -182,6 +191,7 @@ def test_killed_run_resumes_with_every_epoch_once(tmp_path, capsys):
     before = TrainingJournal.read_history(history_path)
     assert read_json(run_dir / "status.json")["status"] == "running"
     assert os.path.isdir(run_dir / "backup")
+    assert os.path.exists(run_dir / "run.lock")
 
     # Without --log-gradients, i.e. "auto" (10 steps here): the run keeps the
     # 2 it recorded, as runs recorded before "auto" keep their 100.
@@ -197,6 +207,16 @@ def test_killed_run_resumes_with_every_epoch_once(tmp_path, capsys):
     assert read_json(run_dir / "metrics.json")["epochs_run"] == len(epochs)
     assert not os.path.exists(run_dir / "backup")
     _assert_gradient_steps_continue(run_dir, epochs=len(epochs), batch_size=32, log_every=2)
+
+
+def snapshot(folder):
+    """Every file under `folder` with its size and modification time."""
+    files = {}
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            status = os.stat(os.path.join(parent, name))
+            files[os.path.relpath(os.path.join(parent, name), folder)] = (status.st_size, status.st_mtime_ns)
+    return files
 
 
 def _assert_gradient_steps_continue(run_dir, epochs, batch_size, log_every):

@@ -88,7 +88,7 @@ def test_a_runner_that_raises_fails_its_cell_only(tmp_path, jobs):
     outcome = grid.run_grid(plan, str(tmp_path), grid.Budget(), runner=runner, report=lines.append, executor=executor)
     assert sorted(run.model for run in outcome.ran) == ["gradattn_nope", "resnet18"]
     assert [failure.run.model for failure in outcome.failed] == ["gradattn_rope"]
-    assert outcome.failed[0].reason == "could not run: OSError: [Errno 7] Argument list too long"
+    assert outcome.failed[0].reason == "could not be run: OSError: [Errno 7] Argument list too long"
     assert "2 run, 0 already finished, 1 failed" in lines[-2]
 
 

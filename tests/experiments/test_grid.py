@@ -17,7 +17,8 @@ class FakeRunner:
 
     def __init__(self, outcomes=None):
         self.commands = []
-        self.outcomes = outcomes or {}  # run label fragment -> "finish" | "crash" | "timeout" | "diverge"
+        # (model, seed) -> "finish" | "crash" | "timeout" | "diverge" | "raise" | "exit 0 unfinished"
+        self.outcomes = outcomes or {}
 
     def __call__(self, command, log_path, environment, timeout):
         self.commands.append((command, environment["KERAS_BACKEND"], timeout))
@@ -25,8 +26,13 @@ class FakeRunner:
         model = command[command.index("--model") + 1]
         seed = int(command[command.index("--seed") + 1])
         outcome = self.outcomes.get((model, seed), "finish")
+        if outcome == "raise":
+            raise OSError(28, "No space left on device")
         with open(log_path, "a") as log:
             log.write(f"training {model}\nlast words of {model}\n")
+        if outcome == "exit 0 unfinished":
+            fake_run(run_dir, model=model, seed=seed, status="running")
+            return 0
         if outcome == "timeout":
             write_json(os.path.join(run_dir, "config.json"), {})
             return None
@@ -136,6 +142,62 @@ def test_failures_are_reported_and_the_grid_goes_on(tmp_path):
     again = FakeRunner()
     outcome = grid.run_grid(plan, str(tmp_path), grid.Budget(), runner=again, report=lambda line: None)
     assert len(again.commands) == 2 and len(outcome.skipped) == 1 and not outcome.failed
+
+
+def test_a_runner_that_raises_fails_its_cell_only(tmp_path):
+    plan = grid.build_plan(["digits"], ["resnet18", "gradattn_rope"], [42, 43], ["jax"])
+    runner = FakeRunner({("resnet18", 42): "raise"})
+    lines = []
+    outcome = grid.run_grid(plan, str(tmp_path), grid.Budget(), runner=runner, report=lines.append)
+    assert outcome.ran == plan[1:]
+    [failure] = outcome.failed
+    assert failure.run == plan[0]
+    assert failure.reason == "could not be run: OSError: [Errno 28] No space left on device"
+    assert any("FAILED" in line and "No space left" in line for line in lines)
+
+
+def test_a_missing_interpreter_fails_every_cell_without_stopping_the_grid(tmp_path):
+    """The real runner: Popen itself raises (FileNotFoundError) for each cell."""
+    plan = grid.build_plan(["digits"], ["resnet18", "gradattn_rope"], [42], ["jax"])
+    missing = str(tmp_path / "no-python-here")
+    outcome = grid.run_grid(plan, str(tmp_path / "runs"), grid.Budget(), report=lambda line: None, python=missing)
+    assert [failure.run for failure in outcome.failed] == plan
+    for failure in outcome.failed:
+        assert failure.reason.startswith("could not be run: FileNotFoundError: ") and missing in failure.reason
+        with open(failure.log_path) as log:
+            assert missing in log.read()  # the command it tried
+
+
+def test_exit_0_without_a_finished_status_is_a_failure(tmp_path):
+    plan = grid.build_plan(["digits"], ["resnet18", "gradattn_rope"], [42], ["jax"])
+    runner = FakeRunner({("resnet18", 42): "exit 0 unfinished"})
+    outcome = grid.run_grid(plan, str(tmp_path), grid.Budget(), runner=runner, report=lambda line: None)
+    assert outcome.ran == [plan[1]]
+    assert [(failure.run, failure.reason) for failure in outcome.failed] == [
+        (plan[0], "exit 0 but status.json says 'running'")
+    ]
+    # Nothing at all in the run directory: still not finished.
+    outcome = grid.run_grid(plan, str(tmp_path / "other"), grid.Budget(), runner=lambda *args: 0,
+                            report=lambda line: None)  # fmt: skip
+    assert not outcome.ran
+    assert {failure.reason for failure in outcome.failed} == {"exit 0 but no status.json"}
+
+
+def test_an_on_finished_error_fails_its_cell_only(tmp_path):
+    plan = grid.build_plan(["digits"], ["resnet18", "gradattn_rope"], [42], ["jax"])
+    collected = []
+
+    def collect(run, run_dir):
+        if run.model == "resnet18":
+            raise PermissionError(13, "Permission denied")
+        collected.append(run)
+
+    outcome = grid.run_grid(plan, str(tmp_path), grid.Budget(), runner=FakeRunner(), on_finished=collect,
+                            report=lambda line: None)  # fmt: skip
+    assert collected == [plan[1]]
+    assert [failure.reason for failure in outcome.failed] == [
+        "on_finished failed: PermissionError: [Errno 13] Permission denied"
+    ]
 
 
 def test_a_diverged_run_is_reported_not_retried(tmp_path):
