@@ -31,8 +31,9 @@ GROUPS = {
     "run": "where the run lives, its seed, backend and devices",
     "instruments": "gradient-flow measurements during and after training",
 }
-# Fields that may differ between a run and its resumption.
-RESUME_IGNORED_FIELDS = ("resume", "verbose", "output_dir")
+# Fields that may differ between a run and its resumption: how it is shown,
+# where it is, and how many steps run per call (the steps are the same).
+RESUME_IGNORED_FIELDS = ("resume", "verbose", "output_dir", "steps_per_execution")
 
 
 class ConfigFieldError(TrainingSetupError):
@@ -181,6 +182,10 @@ class TrainConfig:
     jit_compile: str = _setting(
         "auto", flag="--jit-compile", group="run", choices=tuple(JIT_COMPILE),
         help="XLA/jit compilation of the train step ('auto': Keras decides)")
+    steps_per_execution: int = _setting(
+        1, flag="--steps-per-execution", group="run", parse=int, metavar="N",
+        help="training steps per compiled call (TensorFlow and JAX; 1 on torch, which Keras runs step by "
+        "step): fewer host round trips on a GPU; batch-level callbacks then see every N-th step")
     max_train_samples: int = _setting(
         None, flag="--max-train-samples", group="data", parse=int,
         help="train on a random subset of at most N examples (validation and test stay whole)")
@@ -302,6 +307,21 @@ def validate_config(config):
             "{log_gradients} is not available with {distribute} (the optimizer hook is untested under "
             "data parallelism); leave it out or pass {log_gradients} off.",
         )
+    if not _is_positive_int(config.steps_per_execution):
+        raise ConfigFieldError(
+            "steps_per_execution", "{steps_per_execution} must be a positive integer, got {value!r}.",
+            value=config.steps_per_execution,
+        )
+    if config.steps_per_execution > 1:
+        import keras
+
+        if keras.backend.backend() == "torch":
+            raise ConfigFieldError(
+                "steps_per_execution",
+                "{steps_per_execution} must be 1 on the torch backend (Keras runs it one step per call), "
+                "got {value}; allowed above 1: the tensorflow and jax backends.",
+                value=config.steps_per_execution,
+            )
     if not _is_non_negative_int(config.probe_batches):
         raise ConfigFieldError(
             "probe_batches", "{probe_batches} must be an integer >= 0, got {value!r}.", value=config.probe_batches

@@ -121,7 +121,10 @@ def _build_model(config, spec, distribution):
             # only when the model's own policy is mixed_float16; the policy is
             # set on the layers here, so add it explicitly.
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        model.compile(optimizer=optimizer, jit_compile=JIT_COMPILE[config.jit_compile])
+        model.compile(
+            optimizer=optimizer, jit_compile=JIT_COMPILE[config.jit_compile],
+            steps_per_execution=config.steps_per_execution,
+        )  # fmt: skip
     return distribution.prepare_model(model)
 
 

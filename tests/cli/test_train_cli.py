@@ -311,6 +311,9 @@ BAD_INPUTS = {
         ["argument --log-gradients", "'2.5' is not a positive number of steps, 'auto', 'epoch' or 'off'"],
     ),
     "negative probe batches": (["--probe-batches", "-1"], ["--probe-batches must be an integer >= 0, got -1"]),
+    "zero steps per execution": (
+        ["--steps-per-execution", "0"], ["--steps-per-execution must be a positive integer, got 0"]
+    ),
 }
 
 
@@ -359,6 +362,13 @@ def test_backend_flag_cannot_switch_an_imported_keras(tmp_path, capsys):
     other = "jax" if BACKEND != "jax" else "torch"
     code = main(["--backend", other, "--output-dir", tmp_path / "run"])
     assert_one_line_error(code, capsys.readouterr().err, [f"--backend {other}", "KERAS_BACKEND"], tmp_path / "run")
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the refusal is the torch backend's")
+def test_steps_per_execution_above_one_is_refused_on_torch(tmp_path, capsys):
+    code = main(["--steps-per-execution", "4", "--output-dir", tmp_path / "run"])
+    expected = ["--steps-per-execution must be 1 on the torch backend", "got 4", "tensorflow and jax"]
+    assert_one_line_error(code, capsys.readouterr().err, expected, tmp_path / "run")
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="the refusal is the torch backend's")

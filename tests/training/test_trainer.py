@@ -91,3 +91,35 @@ def test_config_json_records_the_number_auto_resolved_to(tmp_path):
         assert json.load(file)["train_config"]["log_gradients"] == expected
     with open(run_dir / "logs" / "gradients" / "gradient_norm_layout.json") as file:
         assert json.load(file)["update_freq"] == expected
+
+
+@pytest.mark.skipif(keras.backend.backend() == "torch", reason="Keras runs torch one step per call")
+def test_steps_per_execution_trains_every_step_and_logs_gradients_on_schedule(tmp_path):
+    from keras_gradattn.analysis.event_reader import read_events
+    from keras_gradattn.training import run_training
+
+    run_dir = tmp_path / "run"
+    # 64 examples in batches of 16: 4 steps an epoch, run 2 per call.
+    config = dataclasses.replace(
+        TINY, epochs=2, max_train_samples=64, probe_batches=0, verbose=0, output_dir=str(run_dir),
+        steps_per_execution=2, log_gradients=2,
+    )  # fmt: skip
+    result = run_training(config)
+    assert result.metrics["epochs_run"] == 2
+    with open(run_dir / "config.json") as file:
+        assert json.load(file)["train_config"]["steps_per_execution"] == 2
+    steps, _ = read_events(run_dir / "logs" / "gradients").scalars["grad_norm_global"]
+    # Every optimizer step happened (8 in two epochs), and the logger wrote at steps 2, 4, 6, 8.
+    assert steps.tolist() == [2, 4, 6, 8]
+
+
+def test_steps_per_execution_is_validated():
+    from keras_gradattn.training.config import validate_config
+
+    with pytest.raises(ValueError, match=r"steps_per_execution must be a positive integer, got 0"):
+        validate_config(dataclasses.replace(TINY, steps_per_execution=0).resolved())
+    if keras.backend.backend() == "torch":
+        with pytest.raises(ValueError, match=r"must be 1 on the torch backend .* got 2; allowed above 1: the tensorflow"):
+            validate_config(dataclasses.replace(TINY, steps_per_execution=2).resolved())
+    else:
+        validate_config(dataclasses.replace(TINY, steps_per_execution=2).resolved())
