@@ -19,6 +19,7 @@ directory is created (`TrainingSetupError`, or the data layer's
 
 import dataclasses
 import os
+import sys
 import time
 
 import keras
@@ -37,6 +38,10 @@ from keras_gradattn.training.distribution import pad_evaluation_batches
 from keras_gradattn.training.distribution import setup_distribution
 from keras_gradattn.training.errors import TrainingDiverged
 from keras_gradattn.training.errors import TrainingSetupError
+from keras_gradattn.training.installation import check_packages
+from keras_gradattn.training.installation import describe_devices
+from keras_gradattn.training.installation import device_line
+from keras_gradattn.training.installation import gpu_advice
 from keras_gradattn.training.plots import plot_confusion_matrix
 from keras_gradattn.training.provenance import write_config
 from keras_gradattn.training.run_directory import RunFiles
@@ -153,12 +158,16 @@ def run_training(config, command_line=None, rerun_command=None):
     """
     config = config.resolved()
     validate_config(config)
+    notices = check_packages(config)
     state = check_output_dir(config)
     files = RunFiles(config.output_dir)
     if state == "finished":
         return TrainingResult(files.root, metrics=read_json(files.metrics), already_finished=True)
 
     started = time.perf_counter()
+    for notice in notices if config.verbose else ():
+        print(notice, file=sys.stderr, flush=True)
+    _announce_devices(config)
     prepared = prepare(config)
     try:
         # "auto" needs the number of steps an epoch; a resumed run keeps the
@@ -168,6 +177,17 @@ def run_training(config, command_line=None, rerun_command=None):
         return _train_and_evaluate(config, files, prepared, state, started, command_line, rerun_command)
     finally:
         prepared.distribution.close()
+
+
+def _announce_devices(config):
+    """The devices line, and a warning on stderr (even with --quiet: the run
+    would be many times slower than the machine allows) when the machine's
+    NVIDIA GPU is not the backend's."""
+    description = describe_devices()
+    _say(config, device_line(description))
+    advice = gpu_advice(description)
+    if advice:
+        print(advice, file=sys.stderr, flush=True)
 
 
 def _steps_per_epoch(config, prepared):
