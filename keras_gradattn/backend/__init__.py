@@ -3,7 +3,8 @@
 Everything else in the package is written with `keras.ops`. The backend
 modules (`jax.py`, `tensorflow.py`, `torch.py`) each implement
 `value_and_grad` with their engine's automatic differentiation;
-`value_and_grad` below picks the one of the active Keras backend. (Private
+`value_and_grad` below picks the one of the active Keras backend, and
+`compute_devices` lists the devices each would compute on. (Private
 Keras API, which is not backend-specific, is confined to
 `keras_gradattn/utils/keras_internals.py`.)
 
@@ -31,6 +32,19 @@ def value_and_grad(fn, args):
         all (so callers can tell "no gradient path" from "a gradient of zero").
     """
     return _backend_module().value_and_grad(fn, list(args))
+
+
+def compute_devices():
+    """The devices the active Keras backend computes on, as strings
+    "kind:index (name)", kind "cpu", "gpu", "cuda", "mps", "tpu" or "xpu":
+    accelerators when the backend sees any, else `["cpu:0"]`-like. A run
+    without `--distribute` uses the first."""
+    return _backend_module().compute_devices()
+
+
+def only_cpus(devices):
+    """Whether `compute_devices()` found no accelerator."""
+    return all(device.startswith("cpu") for device in devices)
 
 
 def _backend_module():

@@ -25,3 +25,12 @@ def _arguments_reaching_output(fn, args):
             # of an equation that produces a needed value counts as needed.
             needed.update(var for var in equation.invars if isinstance(var, jax_core.Var))
     return [var in needed for var in jaxpr.invars]
+
+
+def compute_devices():
+    """JAX's devices of its default platform (GPUs when its CUDA build sees
+    them, else the CPU), as "platform:id (kind)" ("cpu:id" for CPUs)."""
+    return [
+        f"cpu:{device.id}" if device.platform == "cpu" else f"{device.platform}:{device.id} ({device.device_kind})"
+        for device in jax.devices()
+    ]

@@ -15,3 +15,16 @@ def value_and_grad(fn, args):
     # value does not depend on, which is the contract callers rely on.
     grads = tape.gradient(value, args)
     return value, list(grads)
+
+
+def compute_devices():
+    """TensorFlow's GPUs when it sees any (it places operations on them), else
+    its CPU. Physical devices: listing them allocates no GPU memory."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return ["cpu:0"]
+    names = []
+    for index, gpu in enumerate(gpus):
+        details = tf.config.experimental.get_device_details(gpu)
+        names.append(f"gpu:{index} ({details.get('device_name', 'GPU')})")
+    return names

@@ -11,3 +11,16 @@ def value_and_grad(fn, args):
         # allow_unused gives None for arguments the value does not depend on.
         grads = torch.autograd.grad(value, args, allow_unused=True)
     return value.detach(), list(grads)
+
+
+def compute_devices():
+    """The device Keras' torch backend places tensors on (its
+    `KERAS_TORCH_DEVICE`, else MPS, CUDA, XPU or the CPU), with the GPU's name;
+    every CUDA device when it is CUDA (`--distribute` is not available on torch,
+    so a run uses the first)."""
+    from keras.src.backend.torch.core import get_device
+
+    device = str(get_device())
+    if device.startswith("cuda"):
+        return [f"cuda:{index} ({torch.cuda.get_device_name(index)})" for index in range(torch.cuda.device_count())]
+    return [device if ":" in device else f"{device}:0"]

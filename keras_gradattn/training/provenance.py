@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from keras_gradattn.training import protocol
+from keras_gradattn.training.installation import describe_devices
 from keras_gradattn.utils import atomic_write_json
 from keras_gradattn.utils.parameters import count_parameters
 
@@ -71,6 +72,9 @@ def write_config(config, files, prepared, command_line, rerun_command):
         "optimizer": keras.saving.serialize_keras_object(prepared.model.optimizer),
         "protocol": protocol.describe_protocol(),
         "distribution": prepared.distribution.describe(),
+        # The backend's devices (a run without --distribute uses the first)
+        # and the NVIDIA GPUs nvidia-smi lists, seen by the backend or not.
+        "devices": describe_devices(),
         "dtype_policy": config.precision,
         "versions": package_versions(),
         "git": git_state(),

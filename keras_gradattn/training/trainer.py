@@ -20,6 +20,7 @@ lock (run_lock.py) comes first, and goes again with the process.
 
 import dataclasses
 import os
+import sys
 import time
 
 import keras
@@ -38,6 +39,10 @@ from keras_gradattn.training.distribution import pad_evaluation_batches
 from keras_gradattn.training.distribution import setup_distribution
 from keras_gradattn.training.errors import TrainingDiverged
 from keras_gradattn.training.errors import TrainingSetupError
+from keras_gradattn.training.installation import check_packages
+from keras_gradattn.training.installation import describe_devices
+from keras_gradattn.training.installation import device_line
+from keras_gradattn.training.installation import gpu_advice
 from keras_gradattn.training.plots import plot_confusion_matrix
 from keras_gradattn.training.provenance import write_config
 from keras_gradattn.training.run_directory import RunFiles
@@ -162,6 +167,7 @@ def run_training(config, command_line=None, rerun_command=None, extra_callbacks=
     """
     config = config.resolved()
     validate_config(config)
+    notices = check_packages(config)
     state = check_output_dir(config)
     files = RunFiles(config.output_dir)
     if state == "finished":
@@ -178,6 +184,9 @@ def run_training(config, command_line=None, rerun_command=None, extra_callbacks=
         if state == "finished":
             return TrainingResult(files.root, metrics=read_json(files.metrics), already_finished=True)
         started = time.perf_counter()
+        for notice in notices if config.verbose else ():
+            print(notice, file=sys.stderr, flush=True)
+        _announce_devices(config)
         prepared = prepare(config)
         try:
             # "auto" needs the number of steps an epoch; a resumed run keeps the
@@ -191,6 +200,17 @@ def run_training(config, command_line=None, rerun_command=None, extra_callbacks=
             prepared.distribution.close()
     finally:
         lock.release()
+
+
+def _announce_devices(config):
+    """The devices line, and a warning on stderr (even with --quiet: the run
+    would be many times slower than the machine allows) when the machine's
+    NVIDIA GPU is not the backend's."""
+    description = describe_devices()
+    _say(config, device_line(description))
+    advice = gpu_advice(description)
+    if advice:
+        print(advice, file=sys.stderr, flush=True)
 
 
 def _steps_per_epoch(config, prepared):
