@@ -141,6 +141,10 @@ def _build_sequence(layers, input_shape):
     return shape
 
 
+def _scalar(value):
+    return float(ops.convert_to_numpy(ops.cast(value, "float32")))
+
+
 def _apply(layer, x):
     """Applies an optional, stateless layer (padding, pooling, attention)."""
     return x if layer is None else layer(x)
@@ -544,6 +548,53 @@ class ResNetStage(keras.layers.Layer):
         for stream in streams[1:]:
             output = output + stream
         return output / float(n) if n > 1 else output
+
+    def connection_parameters(self, inputs=None):
+        """The learned connection values, `{"block1/alpha": value, ...}`.
+
+        Static values (ReZero's alpha, LayerScale's mean gamma, DWA's weights,
+        hyper-connection weights) are read from the variables. Values that
+        depend on the input (Highway's mean gate, AttnRes' weights, averaged
+        over the batch) need this stage's `inputs`, and are left out without
+        them. Sources of DWA and AttnRes are named `input` (the stage input),
+        `block1`, `block2`, ... Empty for "identity" and "none".
+        """
+        values = {}
+        connection = self.connection
+        sources = ["input"] + [block.name for block in self.blocks]
+        if connection == "rezero":
+            for block in self.blocks:
+                values[f"{block.name}/alpha"] = _scalar(block.rezero_alpha)
+        elif connection == "layerscale":
+            for block in self.blocks:
+                values[f"{block.name}/gamma_mean"] = _scalar(ops.mean(block.layerscale_gamma))
+        elif connection == "dwa":
+            for block, average in zip(self.blocks, self.depth_averages):
+                weights = ops.convert_to_numpy(average.depth_weights)
+                for source, weight in zip(sources, weights):
+                    values[f"{block.name}/weight_{source}"] = float(weight)
+        elif connection == "hyper":
+            for block, hyper in zip(self.blocks, self.hyper_connections):
+                for name, variable in (("width", hyper.width_weights), ("depth", hyper.depth_weights)):
+                    for index, weight in enumerate(ops.convert_to_numpy(variable)):
+                        values[f"{block.name}/{name}_{index}"] = float(weight)
+        if inputs is None:
+            return values
+        if connection == "highway":
+            x = inputs
+            for block in self.blocks:
+                values[f"{block.name}/gate_mean"] = _scalar(ops.mean(block.highway_gate(x)))
+                x = block(x, training=False)
+        elif connection == "attnres":
+            outputs = [self.blocks[0].project(inputs, training=False)]
+            x = inputs
+            for block, attention in zip(self.blocks, self.attention_residuals):
+                outputs.append(block(x, training=False))
+                weights = ops.convert_to_numpy(ops.mean(attention.depth_weights(outputs), axis=0))
+                for source, weight in zip(sources, weights):
+                    values[f"{block.name}/weight_{source}"] = float(weight)
+                x = attention(outputs)
+        return values
 
     def connection_layers(self):
         """{block name: the stage-level connection layer after it} (empty for

@@ -186,6 +186,24 @@ class ResNetBackbone(keras.Model):
         """Whether block inputs reach block outputs past the convolutions."""
         return self.connection != "none"
 
+    def connection_parameters(self, images=None):
+        """The learned skip-connection values of every stage, as
+        `{"stage2/block1/alpha": value, ...}` (see
+        `ResNetStage.connection_parameters`); with `images`, also the
+        input-dependent ones (Highway gates, AttnRes weights), measured in
+        inference mode. Empty for "identity" and "none"."""
+        values = {}
+        x = None
+        if images is not None:
+            x = self.get_layer("stem")(images, training=False)
+        for tap in self.tap_info[1:]:
+            stage = self.get_layer(tap.name)
+            for key, value in stage.connection_parameters(x).items():
+                values[f"{stage.name}/{key}"] = value
+            if x is not None:
+                x = stage(x, training=False)
+        return values
+
     @property
     def tap_names(self):
         return tuple(tap.name for tap in self.tap_info)
