@@ -197,3 +197,16 @@ def test_instruments_see_every_connection(name, tmp_path):
 def test_bad_connection_arguments_are_explained(name, overrides, message):
     with pytest.raises(ValueError, match=message):
         create_model(name, **overrides)
+
+
+@pytest.mark.parametrize("name", ["hyper_resnet18", "attnres_resnet18"])
+def test_fit_with_default_compilation(name):
+    # The backend's compiled train step (tf.function/XLA, jax.jit): the
+    # streams' split along a batch axis of unknown size, and the per-example
+    # softmax over depth, must trace.
+    model = small(name, stage_blocks=(1, 2, 1, 1))
+    model.compile()
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((8, 20, 20, 3), dtype=np.float32), np.arange(8) % 3
+    losses = model.fit(images, labels, batch_size=4, epochs=3, verbose=0).history["loss"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], losses
