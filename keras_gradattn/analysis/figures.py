@@ -236,3 +236,23 @@ def depth_attention_curves(run, path):
     axes[0, -1].legend(fontsize=8)
     figure.suptitle(f"{run.name}: depth attention over training")
     return _save(figure, path)
+
+
+def connection_parameter_curves(run, path):
+    """The learned skip-connection values (ReZero alpha, LayerScale gamma,
+    Highway gates, DWA and AttnRes weights, hyper-connection weights) over
+    training, one panel per stage."""
+    plt = _pyplot()
+    stages = list(run.connection)
+    figure, axes = plt.subplots(1, len(stages), figsize=(5 * len(stages), 4), squeeze=False)
+    for axis, stage in zip(axes[0], stages):
+        series = run.connection[stage]
+        for name, values in zip(series.names, series.values):
+            axis.plot(series.steps, values, marker="o", markersize=3, label=name)
+        axis.set_title(stage)
+        axis.set_xlabel("training step")
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=6)
+    axes[0, 0].set_ylabel("learned connection value")
+    figure.suptitle(f"{run.name}: learned skip connections over training")
+    return _save(figure, path)

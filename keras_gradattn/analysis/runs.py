@@ -18,6 +18,7 @@ from keras_gradattn.analysis.probe import PROBE_FILE_NAME
 from keras_gradattn.analysis.probe import GradientFlowReport
 from keras_gradattn.callbacks.gradient_norm_logger import LAYOUT_FILE_NAME
 _DEPTH_ATTENTION_TAG = re.compile(r"^depth_attention/layer(\d+)/(.+)$")
+_CONNECTION_TAG = re.compile(r"^connection/([^/]+)/(.+)$")
 
 
 class RunDataError(ValueError):
@@ -47,6 +48,9 @@ class RunData:
     learning_rate: Series
     depth_attention: dict  # encoder layer index -> Series over depth tokens
     probe: GradientFlowReport = None
+    # stage -> Series over "<block>/<parameter>": the learned skip-connection
+    # values (`connection/` tags), empty for ResNet and plain backbones.
+    connection: dict = dataclasses.field(default_factory=dict)
 
     @property
     def has_training_logs(self):
@@ -79,6 +83,7 @@ def load_run(directory, name=None):
         learning_rate=_series(events.scalars, "learning_rate", None, exact=True),
         depth_attention=_depth_attention(events.scalars, layout.get("depth_tokens") if layout else None),
         probe=probe,
+        connection=_connection(events.scalars),
     )
     if not run.has_training_logs and probe is None:
         raise RunDataError(
@@ -119,6 +124,12 @@ def _align(names, curves):
     for row, (curve_steps, curve_values) in enumerate(curves):
         values[row, np.searchsorted(steps, curve_steps)] = curve_values
     return Series(names=names, steps=steps, values=values)
+
+
+def _connection(scalars):
+    """{stage: Series over "<block>/<parameter>"}, stages in name order."""
+    stages = sorted({match.group(1) for match in map(_CONNECTION_TAG.match, scalars) if match})
+    return {stage: _series(scalars, f"connection/{stage}/", None) for stage in stages}
 
 
 def _depth_attention(scalars, token_order):

@@ -47,6 +47,12 @@ class GradientNormLogger(keras.callbacks.Callback):
       receives in encoder layer i (1-based, as the encoder names its layers;
       mean over examples and query positions). Tokens are named by the
       model's `tap_names` (`stem`, `stage1`, ...), else `token1`, `token2`...
+    - `connection/<stage>/<block>/<parameter>` once per epoch, for models
+      whose backbone has learned skip connections (docs/design_space.md):
+      ReZero's `alpha`, LayerScale's `gamma_mean`, DWA's `weight_<source>`,
+      hyper-connections' `width_<i>` and `depth_<i>`, and, measured on
+      `attention_batch`, Highway's `gate_mean` and AttnRes'
+      `weight_<source>` (mean over the examples).
     The step of every value is the optimizer's iteration count when `fit`
     began (after `keras.callbacks.BackupAndRestore` restored it, when the
     run resumes) plus the training batches of this `fit`; gradient norms are
@@ -73,7 +79,8 @@ class GradientNormLogger(keras.callbacks.Callback):
             `"max"` (keeps spikes), or the `"last"` step's norms.
         attention_batch: images (array), an `(images, labels)` tuple, or a
             dataset / iterable whose first batch is used, for the per-epoch
-            depth attention (e.g. your validation data).
+            depth attention and the input-dependent connection values (e.g. your
+            validation data).
         attention_examples: at most this many images of `attention_batch`.
         writer: `"auto"` (default), `"python"` or `"tensorflow"`: how event
             files are written, see `keras_gradattn.callbacks.summary_writer`.
@@ -200,6 +207,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         if self.weight_norms:
             self._log_weight_norms(step, epoch_record)
         self._log_depth_attention(step, epoch_record)
+        self._log_connection_parameters(step, epoch_record)
         if len(epoch_record) > 2:
             self.epoch_records.append(epoch_record)
         if self._writer is not None:
@@ -409,6 +417,19 @@ class GradientNormLogger(keras.callbacks.Callback):
                 writer.scalar(f"depth_attention/layer{layer_index}/{token}", value, step)
         record["depth_attention"] = received.tolist()
         record["depth_tokens"] = tokens
+
+    def _log_connection_parameters(self, step, record):
+        backbone = getattr(self.model, "backbone", None)
+        connection_parameters = getattr(backbone, "connection_parameters", None)
+        if not callable(connection_parameters):
+            return
+        values = connection_parameters(self._get_attention_images())
+        if not values:
+            return
+        writer = self._get_writer()
+        for key, value in values.items():
+            writer.scalar(f"connection/{key}", value, step)
+        record["connection"] = values
 
     def _depth_token_names(self, count):
         names = list(getattr(self.model, "tap_names", None) or [])

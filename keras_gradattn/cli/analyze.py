@@ -79,6 +79,8 @@ def analyze(run_dirs, output, names=None):
             draw("per-stage gradient norm over training", "grad_norm_stages", figures.stage_curves, run)
         if run.depth_attention:
             draw("depth attention over training", "depth_attention", figures.depth_attention_curves, run)
+        if run.connection:
+            draw("learned skip connections over training", "connection", figures.connection_parameter_curves, run)
         if run.probe is not None:
             draw("gradient flow (probe, four panels)", "gradient_flow", figures.gradient_flow_panels, run.probe)
         per_run[run.name] = entries

@@ -14,6 +14,9 @@ from keras_gradattn.layers.resnet_blocks import BasicBlock
 from keras_gradattn.layers.resnet_blocks import ResNetStage
 from keras_gradattn.layers.resnet_blocks import ResNetStem
 from keras_gradattn.layers.rotary_embedding import RotaryEmbedding
+from keras_gradattn.layers.skip_connections import AttentionResidual
+from keras_gradattn.layers.skip_connections import DepthWeightedAverage
+from keras_gradattn.layers.skip_connections import HyperConnection
 from keras_gradattn.layers.tap_tokenizer import TapTokenizer
 from keras_gradattn.layers.transformer_encoder_layer import (
     TransformerEncoderLayer,

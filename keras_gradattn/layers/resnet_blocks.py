@@ -12,6 +12,10 @@ from keras import ops
 
 from keras_gradattn.layers.channel_attention import ConvolutionalBlockAttention
 from keras_gradattn.layers.channel_attention import SqueezeExcitation
+from keras_gradattn.layers.skip_connections import AttentionResidual
+from keras_gradattn.layers.skip_connections import DepthWeightedAverage
+from keras_gradattn.layers.skip_connections import HyperConnection
+from keras_gradattn.layers.skip_connections import validate_expansion_rate
 from keras_gradattn.utils import register_serializable
 
 # PyTorch's BatchNorm defaults, which the reference trains with. Keras'
@@ -21,6 +25,60 @@ BATCH_NORM_EPSILON = 1e-5
 
 STEMS = ("imagenet", "cifar")
 BLOCK_ATTENTIONS = (None, "se", "cbam")
+
+# How a block's residual branch F(x) meets its input; docs/design_space.md.
+CONNECTIONS = (
+    "identity", "none", "rezero", "layerscale", "highway", "dwa", "attnres", "hyper",
+)
+# Connections that combine blocks across a stage (the stage orchestrates
+# them); the others are complete inside one block.
+STAGE_CONNECTIONS = ("dwa", "attnres", "hyper")
+DEFAULT_LAYERSCALE_EPSILON = 1e-6
+DEFAULT_EXPANSION_RATE = 4
+# Highway gate bias: sigmoid(-2) = 0.12, so blocks start mostly carrying
+# their input (Srivastava et al. suggest -1 to -3).
+HIGHWAY_GATE_BIAS = -2.0
+
+
+def validate_connection(connection):
+    if connection not in CONNECTIONS:
+        raise ValueError(
+            f"Unknown `connection`: {connection!r}. Allowed: "
+            + ", ".join(repr(name) for name in CONNECTIONS)
+            + "."
+        )
+
+
+def resolve_connection(use_shortcuts=None, connection=None):
+    """The connection named by the new `connection` argument or the older
+    `use_shortcuts` flag (True: "identity", False: "none"); both given, they
+    must agree (use_shortcuts=False goes only with "none")."""
+    if use_shortcuts is not None and not isinstance(use_shortcuts, bool):
+        raise ValueError(
+            f"`use_shortcuts` must be True or False. Received: {use_shortcuts!r}"
+        )
+    if connection is None:
+        return "none" if use_shortcuts is False else "identity"
+    validate_connection(connection)
+    if use_shortcuts is not None and use_shortcuts != (connection != "none"):
+        raise ValueError(
+            f"`use_shortcuts={use_shortcuts}` contradicts `connection={connection!r}`. "
+            "Allowed: use_shortcuts=False only with connection='none', "
+            "use_shortcuts=True with any other connection; or pass only `connection`."
+        )
+    return connection
+
+
+def validate_layerscale_epsilon(epsilon):
+    if (
+        not isinstance(epsilon, (int, float))
+        or isinstance(epsilon, bool)
+        or not epsilon >= 0
+    ):
+        raise ValueError(
+            "`layerscale_epsilon` (LayerScale's initial per-channel scale) must "
+            f"be a number >= 0. Received: {epsilon!r}"
+        )
 
 
 def validate_block_attention(block_attention):
@@ -81,6 +139,10 @@ def _build_sequence(layers, input_shape):
         layer.build(shape)
         shape = layer.compute_output_shape(shape)
     return shape
+
+
+def _scalar(value):
+    return float(ops.convert_to_numpy(ops.cast(value, "float32")))
 
 
 def _apply(layer, x):
@@ -159,40 +221,59 @@ class ResNetStem(keras.layers.Layer):
 
 @register_serializable
 class BasicBlock(keras.layers.Layer):
-    """ResNet basic block with an optional shortcut and attention module.
+    """ResNet basic block whose skip connection is chosen by `connection`.
 
-    With `use_shortcut=True` (ResNet): conv3x3-BN-ReLU-conv3x3-BN
-    [-attention] + shortcut, then ReLU; the shortcut is the identity, or a
-    1x1 conv + BN when the stride or width changes. With `use_shortcut=False`
-    (GradAttn's plain backbone): the same convolutions and a final ReLU, and
-    nothing else: gradient reaches earlier layers only through the chain of
-    convolutions (and, in GradAttn, through the depth tokens).
+    The residual branch F(x) is conv3x3-BN-ReLU-conv3x3-BN[-attention]. The
+    block returns ReLU of:
+
+    - `"identity"` (ResNet): `x' + F(x)`, where `x'` is `x`, or a 1x1 conv +
+      BN projection of it when the stride or width changes;
+    - `"none"` (GradAttn's plain backbone): `F(x)` alone;
+    - `"rezero"`: `x' + alpha * F(x)`, one scalar `alpha` starting at 0;
+    - `"layerscale"`: `x' + gamma * F(x)`, a per-channel `gamma` starting at
+      `layerscale_epsilon`;
+    - `"highway"`: `T * F(x) + (1 - T) * x'` with `T = sigmoid(gate(x))`, the
+      gate a 1x1 convolution (zero kernel, bias -2: the block starts mostly
+      carrying `x'`).
+
+    `"dwa"`, `"attnres"` and `"hyper"` combine blocks across a stage, which
+    `ResNetStage` does; alone, such a block behaves as `"identity"` (`dwa`,
+    `hyper`) or `"none"` (`attnres`, which keeps its projection for the
+    stage's use).
 
     Args:
         filters: output channels.
         strides: stride of the first convolution (and of the projection).
-        use_shortcut: keep the residual connection.
+        use_shortcut: older form of `connection` (True: "identity", False:
+            "none"); kept so that earlier configs load.
         attention: `None`, `"se"` or `"cbam"`, applied after the second BN,
-            before the addition.
+            before the connection.
         attention_reduction: reduction ratio of the attention MLP.
+        connection: one of `CONNECTIONS`; default "identity".
+        layerscale_epsilon: LayerScale's initial scale (>= 0).
     """
 
     def __init__(
         self,
         filters,
         strides=1,
-        use_shortcut=True,
+        use_shortcut=None,
         attention=None,
         attention_reduction=16,
+        connection=None,
+        layerscale_epsilon=DEFAULT_LAYERSCALE_EPSILON,
         **kwargs,
     ):
         super().__init__(**kwargs)
         validate_block_attention(attention)
+        connection = resolve_connection(use_shortcut, connection)
+        validate_layerscale_epsilon(layerscale_epsilon)
         self.filters = filters
         self.strides = strides
-        self.use_shortcut = use_shortcut
+        self.connection = connection
         self.attention = attention
         self.attention_reduction = attention_reduction
+        self.layerscale_epsilon = layerscale_epsilon
         dtype = self.dtype_policy
         self.conv1_pad, self.conv1 = _conv(filters, 3, strides, "conv1", dtype)
         self.bn1 = _batch_norm("bn1", dtype)
@@ -209,6 +290,12 @@ class BasicBlock(keras.layers.Layer):
         else:
             self.attention_module = None
         self.shortcut_conv = self.shortcut_bn = None
+        self.gate = None
+
+    @property
+    def use_shortcut(self):
+        """Whether the block's input reaches its output past F (all but "none")."""
+        return self.connection != "none"
 
     def build(self, input_shape):
         shape = _build_sequence(
@@ -229,21 +316,61 @@ class BasicBlock(keras.layers.Layer):
             )
             self.shortcut_bn = _batch_norm("shortcut_bn", self.dtype_policy)
             _build_sequence([self.shortcut_conv, self.shortcut_bn], input_shape)
+        if self.connection == "rezero":
+            self.rezero_alpha = self.add_weight(
+                shape=(), initializer="zeros", name="rezero_alpha"
+            )
+        elif self.connection == "layerscale":
+            self.layerscale_gamma = self.add_weight(
+                shape=(self.filters,),
+                initializer=keras.initializers.Constant(self.layerscale_epsilon),
+                name="layerscale_gamma",
+            )
+        elif self.connection == "highway":
+            # A zero kernel: every position starts at T = sigmoid(bias).
+            self.gate = keras.layers.Conv2D(
+                self.filters,
+                1,
+                strides=self.strides,
+                kernel_initializer="zeros",
+                bias_initializer=keras.initializers.Constant(HIGHWAY_GATE_BIAS),
+                dtype=self.dtype_policy,
+                name="highway_gate",
+            )
+            self.gate.build(input_shape)
 
-    def call(self, inputs, training=None):
+    def residual_branch(self, inputs, training=None):
+        """F(x): the convolutions, BatchNorms and attention module."""
         x = _apply(self.conv1_pad, inputs)
         x = ops.relu(self.bn1(self.conv1(x), training=training))
         x = _apply(self.conv2_pad, x)
         x = self.bn2(self.conv2(x), training=training)
-        x = _apply(self.attention_module, x)
-        if self.use_shortcut:
-            shortcut = inputs
-            if self.shortcut_conv is not None:
-                shortcut = self.shortcut_bn(
-                    self.shortcut_conv(inputs), training=training
-                )
-            x = x + shortcut
-        return ops.relu(x)
+        return _apply(self.attention_module, x)
+
+    def project(self, inputs, training=None):
+        """x': the input at the output's shape (projection or identity)."""
+        if self.shortcut_conv is None:
+            return inputs
+        return self.shortcut_bn(self.shortcut_conv(inputs), training=training)
+
+    def highway_gate(self, inputs):
+        """T, the Highway block's transform gate, in (0, 1)."""
+        return ops.sigmoid(self.gate(inputs))
+
+    def call(self, inputs, training=None):
+        branch = self.residual_branch(inputs, training=training)
+        connection = self.connection
+        if connection in ("none", "attnres"):
+            return ops.relu(branch)
+        shortcut = self.project(inputs, training=training)
+        if connection == "rezero":
+            branch = ops.cast(self.rezero_alpha, branch.dtype) * branch
+        elif connection == "layerscale":
+            branch = ops.cast(self.layerscale_gamma, branch.dtype) * branch
+        elif connection == "highway":
+            transform = self.highway_gate(inputs)
+            return ops.relu(transform * branch + (1.0 - transform) * shortcut)
+        return ops.relu(shortcut + branch)
 
     def compute_output_shape(self, input_shape):
         shape = input_shape
@@ -258,9 +385,10 @@ class BasicBlock(keras.layers.Layer):
             {
                 "filters": self.filters,
                 "strides": self.strides,
-                "use_shortcut": self.use_shortcut,
                 "attention": self.attention,
                 "attention_reduction": self.attention_reduction,
+                "connection": self.connection,
+                "layerscale_epsilon": self.layerscale_epsilon,
             }
         )
         return config
@@ -270,13 +398,34 @@ class BasicBlock(keras.layers.Layer):
 class ResNetStage(keras.layers.Layer):
     """A stage of `num_blocks` basic blocks; the first one may downsample.
 
+    Per-block connections ("identity", "none", "rezero", "layerscale",
+    "highway") chain the blocks. The others combine them across the stage
+    (docs/design_space.md):
+
+    - `"dwa"`: residual blocks, each followed by a `DepthWeightedAverage` of
+      [stage input, block outputs so far]; the stage input crosses a stride
+      or width change through block 1's projection shortcut.
+    - `"attnres"`: plain blocks, each followed by an `AttentionResidual` over
+      [projected stage input, plain block outputs so far]; its result feeds
+      the next block (the last one's is the stage output).
+    - `"hyper"`: `expansion_rate` copies of the stage input are the streams;
+      each block reads its input from them and writes its branch F(x) back
+      through a `HyperConnection`, followed by ReLU (ResNet's post-addition
+      activation, applied per stream); at a stride or width change the
+      streams go through block 1's projection shortcut, concatenated on the
+      batch axis. The stage returns the mean of the streams.
+
     Args:
         filters: output channels of every block.
         num_blocks: number of blocks (2 per stage in ResNet-18).
         strides: stride of the first block.
-        use_shortcuts: keep the residual connections.
+        use_shortcuts: older form of `connection` (True: "identity", False:
+            "none").
         block_attention: `None`, `"se"` or `"cbam"` in every block.
         attention_reduction: reduction ratio of the attention MLP.
+        connection: one of `CONNECTIONS`; default "identity".
+        layerscale_epsilon: LayerScale's initial scale (>= 0).
+        expansion_rate: number of hyper-connection streams (>= 1).
     """
 
     def __init__(
@@ -284,9 +433,12 @@ class ResNetStage(keras.layers.Layer):
         filters,
         num_blocks=2,
         strides=1,
-        use_shortcuts=True,
+        use_shortcuts=None,
         block_attention=None,
         attention_reduction=16,
+        connection=None,
+        layerscale_epsilon=DEFAULT_LAYERSCALE_EPSILON,
+        expansion_rate=DEFAULT_EXPANSION_RATE,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -294,33 +446,161 @@ class ResNetStage(keras.layers.Layer):
             raise ValueError(
                 f"`num_blocks` must be a positive integer. Received: {num_blocks}"
             )
+        connection = resolve_connection(use_shortcuts, connection)
+        validate_layerscale_epsilon(layerscale_epsilon)
+        validate_expansion_rate(expansion_rate)
         self.filters = filters
         self.num_blocks = num_blocks
         self.strides = strides
-        self.use_shortcuts = use_shortcuts
+        self.connection = connection
         self.block_attention = block_attention
         self.attention_reduction = attention_reduction
+        self.layerscale_epsilon = layerscale_epsilon
+        self.expansion_rate = expansion_rate
         self.blocks = [
             BasicBlock(
                 filters,
                 strides=strides if index == 0 else 1,
-                use_shortcut=use_shortcuts,
                 attention=block_attention,
                 attention_reduction=attention_reduction,
+                connection=connection,
+                layerscale_epsilon=layerscale_epsilon,
                 dtype=self.dtype_policy,
                 name=f"block{index + 1}",
             )
             for index in range(num_blocks)
         ]
+        dtype = self.dtype_policy
+        self.depth_averages = self.attention_residuals = self.hyper_connections = None
+        if connection == "dwa":
+            self.depth_averages = [
+                DepthWeightedAverage(index + 2, dtype=dtype, name=f"block{index + 1}_dwa")
+                for index in range(num_blocks)
+            ]
+        elif connection == "attnres":
+            self.attention_residuals = [
+                AttentionResidual(dtype=dtype, name=f"block{index + 1}_attnres")
+                for index in range(num_blocks)
+            ]
+        elif connection == "hyper":
+            self.hyper_connections = [
+                HyperConnection(
+                    expansion_rate, block_index=index, dtype=dtype,
+                    name=f"block{index + 1}_hyper",
+                )
+                for index in range(num_blocks)
+            ]
+
+    @property
+    def use_shortcuts(self):
+        return self.connection != "none"
 
     def build(self, input_shape):
-        _build_sequence(self.blocks, input_shape)
+        output_shape = _build_sequence(self.blocks, input_shape)
+        for layers in (self.depth_averages, self.attention_residuals):
+            for index, layer in enumerate(layers or ()):
+                layer.build([output_shape] * (index + 2))
+        for layer in self.hyper_connections or ():
+            layer.build()
 
     def call(self, inputs, training=None):
+        if self.connection == "dwa":
+            return self._call_depth_weighted(inputs, training)
+        if self.connection == "attnres":
+            return self._call_attention_residual(inputs, training)
+        if self.connection == "hyper":
+            return self._call_hyper(inputs, training)
         x = inputs
         for block in self.blocks:
             x = block(x, training=training)
         return x
+
+    def _call_depth_weighted(self, inputs, training):
+        outputs = [self.blocks[0].project(inputs, training=training)]
+        x = inputs
+        for block, average in zip(self.blocks, self.depth_averages):
+            outputs.append(block(x, training=training))
+            x = average(outputs)
+        return x
+
+    def _call_attention_residual(self, inputs, training):
+        outputs = [self.blocks[0].project(inputs, training=training)]
+        x = inputs
+        for block, attention in zip(self.blocks, self.attention_residuals):
+            outputs.append(block(x, training=training))
+            x = attention(outputs)
+        return x
+
+    def _call_hyper(self, inputs, training):
+        n = self.expansion_rate
+        streams = [inputs] * n
+        for block, hyper in zip(self.blocks, self.hyper_connections):
+            branch = block.residual_branch(hyper.read(streams), training=training)
+            if block.shortcut_conv is not None:
+                # One projection call for all streams: the same weights as a
+                # ResNet's shortcut, with BatchNorm statistics over n * batch.
+                projected = block.project(
+                    ops.concatenate(streams, axis=0), training=training
+                )
+                streams = ops.split(projected, n, axis=0) if n > 1 else [projected]
+            streams = [ops.relu(stream) for stream in hyper([streams, branch])]
+        output = streams[0]
+        for stream in streams[1:]:
+            output = output + stream
+        return output / float(n) if n > 1 else output
+
+    def connection_parameters(self, inputs=None):
+        """The learned connection values, `{"block1/alpha": value, ...}`.
+
+        Static values (ReZero's alpha, LayerScale's mean gamma, DWA's weights,
+        hyper-connection weights) are read from the variables. Values that
+        depend on the input (Highway's mean gate, AttnRes' weights, averaged
+        over the batch) need this stage's `inputs`, and are left out without
+        them. Sources of DWA and AttnRes are named `input` (the stage input),
+        `block1`, `block2`, ... Empty for "identity" and "none".
+        """
+        values = {}
+        connection = self.connection
+        sources = ["input"] + [block.name for block in self.blocks]
+        if connection == "rezero":
+            for block in self.blocks:
+                values[f"{block.name}/alpha"] = _scalar(block.rezero_alpha)
+        elif connection == "layerscale":
+            for block in self.blocks:
+                values[f"{block.name}/gamma_mean"] = _scalar(ops.mean(block.layerscale_gamma))
+        elif connection == "dwa":
+            for block, average in zip(self.blocks, self.depth_averages):
+                weights = ops.convert_to_numpy(average.depth_weights)
+                for source, weight in zip(sources, weights):
+                    values[f"{block.name}/weight_{source}"] = float(weight)
+        elif connection == "hyper":
+            for block, hyper in zip(self.blocks, self.hyper_connections):
+                for name, variable in (("width", hyper.width_weights), ("depth", hyper.depth_weights)):
+                    for index, weight in enumerate(ops.convert_to_numpy(variable)):
+                        values[f"{block.name}/{name}_{index}"] = float(weight)
+        if inputs is None:
+            return values
+        if connection == "highway":
+            x = inputs
+            for block in self.blocks:
+                values[f"{block.name}/gate_mean"] = _scalar(ops.mean(block.highway_gate(x)))
+                x = block(x, training=False)
+        elif connection == "attnres":
+            outputs = [self.blocks[0].project(inputs, training=False)]
+            x = inputs
+            for block, attention in zip(self.blocks, self.attention_residuals):
+                outputs.append(block(x, training=False))
+                weights = ops.convert_to_numpy(ops.mean(attention.depth_weights(outputs), axis=0))
+                for source, weight in zip(sources, weights):
+                    values[f"{block.name}/weight_{source}"] = float(weight)
+                x = attention(outputs)
+        return values
+
+    def connection_layers(self):
+        """{block name: the stage-level connection layer after it} (empty for
+        per-block connections)."""
+        layers = self.depth_averages or self.attention_residuals or self.hyper_connections
+        return {block.name: layer for block, layer in zip(self.blocks, layers or ())}
 
     def compute_output_shape(self, input_shape):
         return self.blocks[0].compute_output_shape(input_shape)
@@ -332,9 +612,11 @@ class ResNetStage(keras.layers.Layer):
                 "filters": self.filters,
                 "num_blocks": self.num_blocks,
                 "strides": self.strides,
-                "use_shortcuts": self.use_shortcuts,
                 "block_attention": self.block_attention,
                 "attention_reduction": self.attention_reduction,
+                "connection": self.connection,
+                "layerscale_epsilon": self.layerscale_epsilon,
+                "expansion_rate": self.expansion_rate,
             }
         )
         return config

@@ -3,6 +3,7 @@
 import dataclasses
 import inspect
 
+from keras_gradattn.layers.resnet_blocks import resolve_connection
 from keras_gradattn.models.classifiers import GradAttnClassifier
 from keras_gradattn.models.classifiers import ImageClassifier
 from keras_gradattn.models.resnet_backbone import ResNetBackbone
@@ -17,7 +18,12 @@ BACKBONE_ARGUMENTS = (
     "use_shortcuts",
     "block_attention",
     "attention_reduction",
+    "connection",
+    "layerscale_epsilon",
+    "expansion_rate",
 )
+# Hyper-parameters that only mean something with one connection.
+CONNECTION_OPTIONS = {"layerscale_epsilon": "layerscale", "expansion_rate": "hyper"}
 GRADATTN_ARGUMENTS = tuple(
     name
     for name in inspect.signature(GradAttnClassifier.__init__).parameters
@@ -26,6 +32,15 @@ GRADATTN_ARGUMENTS = tuple(
 
 RESNET18_BLOCKS = (2, 2, 2, 2)
 RESNET34_BLOCKS = (3, 4, 6, 3)
+# The learned alternatives to the residual sum, each a registered ResNet-18.
+CONNECTION_MODELS = (
+    ("rezero", "ReZero (x + alpha F(x), alpha = 0 at start)"),
+    ("layerscale", "LayerScale (x + gamma F(x), per-channel gamma = 1e-6 at start)"),
+    ("highway", "Highway gates (T F(x) + (1 - T) x, gate bias -2)"),
+    ("dwa", "DenseFormer depth-weighted averages within each stage"),
+    ("attnres", "Attention Residuals (softmax over earlier block outputs per example)"),
+    ("hyper", "static hyper-connections (4 streams per stage)"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,8 +94,9 @@ def create_model(name, num_classes=10, input_shape=(32, 32, 3), **overrides):
         num_classes: number of classes (>= 2).
         input_shape: `(height, width, channels)`, channels last.
         **overrides: backbone arguments (`stem`, `stage_blocks`,
-            `stage_widths`, `stem_width`, `use_shortcuts`, `block_attention`,
-            `attention_reduction`), GradAttn arguments (`taps`, `token_dim`,
+            `stage_widths`, `stem_width`, `connection`, `use_shortcuts`,
+            `block_attention`, `attention_reduction`, `layerscale_epsilon`,
+            `expansion_rate`), GradAttn arguments (`taps`, `token_dim`,
             `num_heads`, `intermediate_dim`, `num_layers`, `dropout`,
             `positional_encoding`, `norm_first`) and `dtype`.
 
@@ -98,7 +114,23 @@ def create_model(name, num_classes=10, input_shape=(32, 32, 3), **overrides):
             f"Unknown argument(s) for model {name!r}: {', '.join(unknown)}. "
             f"Allowed: {', '.join(entry.allowed_overrides)}."
         )
-    arguments = {**entry.defaults, **overrides}
+    defaults = dict(entry.defaults)
+    # `connection` and the older `use_shortcuts` name the same choice: an
+    # override of either replaces the registered default of both.
+    if "connection" in overrides or "use_shortcuts" in overrides:
+        defaults.pop("connection", None)
+        defaults.pop("use_shortcuts", None)
+    arguments = {**defaults, **overrides}
+    connection = resolve_connection(
+        arguments.get("use_shortcuts"), arguments.get("connection")
+    )
+    for option, needed in CONNECTION_OPTIONS.items():
+        if option in arguments and connection != needed:
+            raise ValueError(
+                f"`{option}` applies only to connection={needed!r}; model "
+                f"{name!r} has connection={connection!r}. Pass "
+                f"connection={needed!r} too, or drop `{option}`."
+            )
     dtype = arguments.pop("dtype", None)
     backbone_arguments = {
         key: arguments.pop(key) for key in BACKBONE_ARGUMENTS if key in arguments
@@ -135,6 +167,15 @@ def _register_defaults():
             stage_blocks=RESNET18_BLOCKS,
             use_shortcuts=True,
             block_attention=attention,
+        )
+    for connection, label in CONNECTION_MODELS:
+        register_model(
+            f"{connection}_resnet18",
+            f"ResNet-18 with {label} in place of the residual sum "
+            "(docs/design_space.md).",
+            ImageClassifier,
+            stage_blocks=RESNET18_BLOCKS,
+            connection=connection,
         )
     for suffix, encoding, label in (
         ("nope", "none", "no positional encoding"),

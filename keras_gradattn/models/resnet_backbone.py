@@ -3,8 +3,13 @@ import collections
 import keras
 
 from keras_gradattn.layers.resnet_blocks import ResNetStage
+from keras_gradattn.layers.resnet_blocks import DEFAULT_EXPANSION_RATE
+from keras_gradattn.layers.resnet_blocks import DEFAULT_LAYERSCALE_EPSILON
 from keras_gradattn.layers.resnet_blocks import ResNetStem
+from keras_gradattn.layers.resnet_blocks import resolve_connection
 from keras_gradattn.layers.resnet_blocks import validate_block_attention
+from keras_gradattn.layers.resnet_blocks import validate_layerscale_epsilon
+from keras_gradattn.layers.skip_connections import validate_expansion_rate
 from keras_gradattn.layers.resnet_blocks import validate_stem
 from keras_gradattn.utils import register_serializable
 
@@ -75,10 +80,16 @@ class ResNetBackbone(keras.Model):
         stem: `"imagenet"` (7x7 stride-2 conv + max-pool, the paper's choice
             for every input size) or `"cifar"` (3x3 stride-1 conv).
         stem_width: channels of the stem.
-        use_shortcuts: residual connections on (ResNet) or off (the plain
-            backbone of GradAttn).
+        use_shortcuts: older form of `connection`: True is "identity"
+            (ResNet), False is "none" (the plain backbone of GradAttn).
         block_attention: `None`, `"se"` or `"cbam"` in every block.
         attention_reduction: reduction ratio of the SE/CBAM MLPs.
+        connection: how blocks combine their input with their residual
+            branch: "identity" (ResNet, the default), "none", "rezero",
+            "layerscale", "highway", "dwa", "attnres" or "hyper"; see
+            docs/design_space.md.
+        layerscale_epsilon: LayerScale's initial per-channel scale (>= 0).
+        expansion_rate: number of hyper-connection streams (>= 1).
         input_shape: `(height, width, channels)`, channels last; height and
             width may be `None`.
         dtype: dtype policy of the layers, e.g. `"mixed_bfloat16"`.
@@ -97,11 +108,14 @@ class ResNetBackbone(keras.Model):
         stage_widths=(64, 128, 256, 512),
         stem="imagenet",
         stem_width=64,
-        use_shortcuts=True,
+        use_shortcuts=None,
         block_attention=None,
         attention_reduction=16,
         input_shape=(None, None, 3),
         dtype=None,
+        connection=None,
+        layerscale_epsilon=DEFAULT_LAYERSCALE_EPSILON,
+        expansion_rate=DEFAULT_EXPANSION_RATE,
         **kwargs,
     ):
         stage_blocks = _positive_int_tuple("stage_blocks", stage_blocks)
@@ -114,6 +128,9 @@ class ResNetBackbone(keras.Model):
             )
         validate_stem(stem)
         validate_block_attention(block_attention)
+        connection = resolve_connection(use_shortcuts, connection)
+        validate_layerscale_epsilon(layerscale_epsilon)
+        validate_expansion_rate(expansion_rate)
         input_shape = _validate_input_shape(input_shape, stem, len(stage_blocks))
 
         # === Layers ===
@@ -123,9 +140,11 @@ class ResNetBackbone(keras.Model):
                 width,
                 num_blocks=num_blocks,
                 strides=1 if index == 0 else 2,
-                use_shortcuts=use_shortcuts,
                 block_attention=block_attention,
                 attention_reduction=attention_reduction,
+                connection=connection,
+                layerscale_epsilon=layerscale_epsilon,
+                expansion_rate=expansion_rate,
                 dtype=dtype,
                 name=f"stage{index + 1}",
             )
@@ -148,7 +167,9 @@ class ResNetBackbone(keras.Model):
         self.stage_widths = stage_widths
         self.stem = stem
         self.stem_width = stem_width
-        self.use_shortcuts = use_shortcuts
+        self.connection = connection
+        self.layerscale_epsilon = layerscale_epsilon
+        self.expansion_rate = expansion_rate
         self.block_attention = block_attention
         self.attention_reduction = attention_reduction
         self.image_shape = input_shape
@@ -159,6 +180,29 @@ class ResNetBackbone(keras.Model):
             reduction *= stage.strides
             tap_info.append(TapInfo(stage.name, stage.filters, reduction))
         self.tap_info = tuple(tap_info)
+
+    @property
+    def use_shortcuts(self):
+        """Whether block inputs reach block outputs past the convolutions."""
+        return self.connection != "none"
+
+    def connection_parameters(self, images=None):
+        """The learned skip-connection values of every stage, as
+        `{"stage2/block1/alpha": value, ...}` (see
+        `ResNetStage.connection_parameters`); with `images`, also the
+        input-dependent ones (Highway gates, AttnRes weights), measured in
+        inference mode. Empty for "identity" and "none"."""
+        values = {}
+        x = None
+        if images is not None:
+            x = self.get_layer("stem")(images, training=False)
+        for tap in self.tap_info[1:]:
+            stage = self.get_layer(tap.name)
+            for key, value in stage.connection_parameters(x).items():
+                values[f"{stage.name}/{key}"] = value
+            if x is not None:
+                x = stage(x, training=False)
+        return values
 
     @property
     def tap_names(self):
@@ -173,10 +217,12 @@ class ResNetBackbone(keras.Model):
             "stage_widths": list(self.stage_widths),
             "stem": self.stem,
             "stem_width": self.stem_width,
-            "use_shortcuts": self.use_shortcuts,
             "block_attention": self.block_attention,
             "attention_reduction": self.attention_reduction,
             "input_shape": list(self.image_shape),
+            "connection": self.connection,
+            "layerscale_epsilon": self.layerscale_epsilon,
+            "expansion_rate": self.expansion_rate,
         }
 
     @classmethod

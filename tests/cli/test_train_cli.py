@@ -300,6 +300,22 @@ BAD_INPUTS = {
     "non-integer epochs": (["--epochs", "ten"], ["argument --epochs: invalid int value"]),
     "unknown model argument": (["--model-arg", "depth=50"], ["unknown --model-arg depth", "stage_blocks"]),
     "malformed model argument": (["--model-arg", "depth"], ["expected KEY=VALUE"]),
+    "unknown connection": (
+        ["--model-arg", "connection=skip"],
+        ["Unknown `connection`: 'skip'", "'identity', 'none', 'rezero'", "'hyper'"],
+    ),
+    "connection option without its connection": (
+        ["--model-arg", "expansion_rate=2"],
+        ["`expansion_rate` applies only to connection='hyper'", "connection='none'"],
+    ),
+    "expansion rate below one": (
+        ["--model", "hyper_resnet18", "--model-arg", "expansion_rate=0"],
+        ["`expansion_rate`", "must be an integer >= 1. Received: 0"],
+    ),
+    "negative layerscale epsilon": (
+        ["--model", "layerscale_resnet18", "--model-arg", "layerscale_epsilon=-1e-06"],
+        ["`layerscale_epsilon`", "must be a number >= 0. Received: -1e-06"],
+    ),
     "unknown precision": (["--precision", "float8"], ["invalid choice: 'float8'"]),
     "negative learning rate": (["--lr", "-1"], ["--lr must be positive"]),
     "bad gradient log frequency": (

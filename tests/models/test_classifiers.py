@@ -208,7 +208,7 @@ def test_mixed_bfloat16_forward_pass():
         ("resnet18", {"token_dim": 64}, r"Unknown argument\(s\) for model 'resnet18': token_dim"),
         ("gradattn_rope", {"input_shape": (8, 8, 3)}, "too small"),
         ("gradattn_rope", {"input_shape": (3, 32, 32, 3)}, "rank 4"),
-        ("vit_b16", {}, r"Unknown model 'vit_b16'. Available: cbam_resnet18, gradattn_learned_pe"),
+        ("vit_b16", {}, r"Unknown model 'vit_b16'. Available: attnres_resnet18, cbam_resnet18, dwa_resnet18, gradattn_learned_pe"),
     ],
 )
 def test_bad_input_is_explained(name, kwargs, message):

@@ -24,6 +24,13 @@ SAVED_MODELS = {
     "gradattn_learned_pe": {"norm_first": True, "taps": [1, 2, 4], **SMALL_ENCODER},
     "cbam_resnet18": {},
     "se_resnet18": {},
+    # The learned skip connections, one with the GradAttn head.
+    "gradattn_nope": {"connection": "hyper", "expansion_rate": 2, **SMALL_ENCODER},
+    "rezero_resnet18": {},
+    "layerscale_resnet18": {},
+    "highway_resnet18": {},
+    "dwa_resnet18": {},
+    "attnres_resnet18": {},
 }
 
 
