@@ -157,6 +157,17 @@ def _check_mode(args):
     return None
 
 
+def _collected_as_finished(results_dir, run):
+    """Whether the results folder holds this run, finished: committed results
+    count as done where the run directory itself is gone (another machine, a
+    fresh checkout)."""
+    from keras_gradattn.experiments import experiment as experiment_lib
+    from keras_gradattn.experiments import grid as grid_lib
+
+    status = grid_lib.read_status(experiment_lib.collected_dir(results_dir, run))
+    return bool(status) and status.get("status") == grid_lib.FINISHED
+
+
 def _build_executor(args):
     """The executor the flags ask for; raises _BadInput on a bad combination."""
     from keras_gradattn.experiments import executors
@@ -295,6 +306,7 @@ def main(argv=None):
         outcome = grid_lib.run_grid(
             plan, runs_dir, budget, on_finished=collect, run_timeout=args.run_timeout,
             report=lambda line: print(line, flush=True), executor=executor,
+            finished_elsewhere=lambda run: _collected_as_finished(results_dir, run),
         )  # fmt: skip
     except KeyboardInterrupt:
         return _fail("interrupted; rerun the same command to resume", EXIT_INTERRUPTED, prog=prog)

@@ -320,7 +320,7 @@ def last_log_line(log_path):
 
 
 def run_grid(plan, runs_dir, budget, runner=None, on_finished=None, report=print,
-             clock=time.monotonic, run_timeout=None, python=None, executor=None):
+             clock=time.monotonic, run_timeout=None, python=None, executor=None, finished_elsewhere=None):
     """Runs every cell of `plan` that is not finished.
 
     Args:
@@ -338,6 +338,9 @@ def run_grid(plan, runs_dir, budget, runner=None, on_finished=None, report=print
         run_timeout: seconds allowed per run (None: no limit).
         executor: where the cells run (`experiments.executors`); default
             `LocalExecutor()`, one at a time on this machine.
+        finished_elsewhere: optional `run -> bool`: a cell with no run
+            directory that this says is finished (its results were collected
+            and kept, the run directory was not) is skipped, not run again.
 
     Returns:
         A `GridOutcome`: runs run, skipped (already finished) and failed (with
@@ -371,6 +374,10 @@ def run_grid(plan, runs_dir, budget, runner=None, on_finished=None, report=print
             outcome.skipped.append(run)
             report(f"{prefix(run)}: finished already, skipped")
             finish(run, run_dir, log_path)
+            continue
+        if state == NEW and finished_elsewhere is not None and finished_elsewhere(run):
+            outcome.skipped.append(run)
+            report(f"{prefix(run)}: finished already (its results are collected), skipped")
             continue
         if state == DIVERGED:
             status = read_status(run_dir) or {}

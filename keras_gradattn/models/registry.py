@@ -177,6 +177,18 @@ def _register_defaults():
             stage_blocks=RESNET18_BLOCKS,
             connection=connection,
         )
+    for connection, label in CONNECTION_MODELS:
+        # GradAttn keeps its depth-token head and learned positional encoding;
+        # the blocks between the taps get the learned connection.
+        register_model(
+            f"{connection}_gradattn",
+            f"GradAttn (learned PE) on a ResNet-18 with {label} in every block "
+            "(docs/design_space.md).",
+            GradAttnClassifier,
+            stage_blocks=RESNET18_BLOCKS,
+            connection=connection,
+            positional_encoding="learned",
+        )
     for suffix, encoding, label in (
         ("nope", "none", "no positional encoding"),
         ("learned_pe", "learned", "learnable positional encoding"),

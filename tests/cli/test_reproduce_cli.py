@@ -4,6 +4,7 @@ aggregate-only and docs-only modes, and one tiny real grid end to end."""
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -132,6 +133,11 @@ def test_grid_with_a_fake_runner_writes_every_table(tmp_path, capsys, monkeypatc
     assert "10 already finished" in out
     status, _, err = run_main([*arguments[:-4], "--epochs", "4"], tmp_path, capsys)
     assert status == 2 and "use another --experiment" in err
+
+    # With the run directories gone (a fresh checkout holds only results/), the collected runs are not rerun.
+    shutil.rmtree(tmp_path / "runs")
+    status, out, _ = run_main(arguments, tmp_path, capsys)
+    assert "10 already finished" in out and "finished already (its results are collected)" in out
 
 
 def test_ctrl_c_exits_130_and_a_rerun_resumes(tmp_path, capsys, monkeypatch):

@@ -235,3 +235,15 @@ def test_training_environment_sets_the_backend_and_the_path():
 @pytest.mark.parametrize("seconds, text", [(None, "unknown"), (5, "0:00:05"), (3725.4, "1:02:05")])
 def test_format_duration(seconds, text):
     assert grid.format_duration(seconds) == text
+
+
+def test_a_cell_whose_results_are_kept_elsewhere_is_not_run_again(tmp_path):
+    plan = grid.build_plan(["digits"], ["resnet18", "gradattn_rope"], [42], ["jax"])
+    runner, lines = FakeRunner(), []
+    outcome = grid.run_grid(
+        plan, str(tmp_path), grid.Budget(), runner=runner, report=lines.append,
+        finished_elsewhere=lambda run: run.model == "resnet18",
+    )  # fmt: skip
+    assert outcome.skipped == [plan[0]] and outcome.ran == [plan[1]]
+    assert [command[command.index("--model") + 1] for command, _, _ in runner.commands] == ["gradattn_rope"]
+    assert lines[0] == "run 1/2: digits resnet18 seed 42 (jax): finished already (its results are collected), skipped"

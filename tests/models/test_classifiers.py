@@ -65,7 +65,7 @@ def test_parameter_breakdown_matches_the_reference():
 
 
 def small_model(name, num_classes=3, input_shape=(28, 28, 1), **overrides):
-    extra = dict(SMALL_ENCODER) if name.startswith("gradattn") else {}
+    extra = dict(SMALL_ENCODER) if "gradattn" in name else {}
     extra.update(overrides)
     return create_model(name, num_classes=num_classes, input_shape=input_shape,
                         **SMALL_BACKBONE, **extra)
@@ -89,7 +89,11 @@ def test_forward_pass_returns_logits(name):
 def test_fit_lowers_the_loss(name):
     # One block per stage: every block type, attention module and encoder
     # variant still trains, at half the compile time.
-    model = compile_fast(small_model(name, stage_blocks=(1, 1, 1, 1)))
+    # Without dropout (GradAttn's encoder): its noise over 4 steps on 8 images can hide the decrease,
+    # for instance where LayerScale starts every block near the identity.
+    keras.utils.set_random_seed(0)
+    no_dropout = {"dropout": 0.0} if "gradattn" in name else {}
+    model = compile_fast(small_model(name, stage_blocks=(1, 1, 1, 1), **no_dropout))
     images, labels = batch()
     # Each history entry is the training-mode loss before that step's update.
     losses = model.fit(images, labels, epochs=4, batch_size=8, verbose=0).history["loss"]
@@ -208,7 +212,7 @@ def test_mixed_bfloat16_forward_pass():
         ("resnet18", {"token_dim": 64}, r"Unknown argument\(s\) for model 'resnet18': token_dim"),
         ("gradattn_rope", {"input_shape": (8, 8, 3)}, "too small"),
         ("gradattn_rope", {"input_shape": (3, 32, 32, 3)}, "rank 4"),
-        ("vit_b16", {}, r"Unknown model 'vit_b16'. Available: attnres_resnet18, cbam_resnet18, dwa_resnet18, gradattn_learned_pe"),
+        ("vit_b16", {}, r"Unknown model 'vit_b16'. Available: attnres_gradattn, attnres_resnet18, cbam_resnet18, dwa_gradattn"),
     ],
 )
 def test_bad_input_is_explained(name, kwargs, message):

@@ -82,7 +82,7 @@ def test_registry_lists_every_connection():
 
 
 def small(name, **overrides):
-    extra = dict(SMALL_ENCODER) if name.startswith("gradattn") else {}
+    extra = dict(SMALL_ENCODER) if "gradattn" in name else {}
     return create_model(name, num_classes=3, input_shape=(20, 20, 3),
                         **SMALL_BACKBONE, **extra, **overrides)
 
