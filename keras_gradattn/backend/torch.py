@@ -1,4 +1,5 @@
-"""Automatic differentiation with torch.autograd."""
+"""Automatic differentiation with torch.autograd; static shapes for
+torch.compile."""
 
 import torch
 
@@ -11,3 +12,12 @@ def value_and_grad(fn, args):
         # allow_unused gives None for arguments the value does not depend on.
         grads = torch.autograd.grad(value, args, allow_unused=True)
     return value.detach(), list(grads)
+
+
+def with_static_shapes(step_function):
+    # Dynamo reads its configuration when it compiles, which happens inside
+    # the call, so the patch covers the first compilation and every
+    # recompilation (a new batch size) without changing the global defaults.
+    return torch._dynamo.config.patch(
+        automatic_dynamic_shapes=False, assume_static_by_default=True
+    )(step_function)
