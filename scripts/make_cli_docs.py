@@ -107,8 +107,9 @@ COMMANDS = (
     (
         "scripts/profile_torch_step.py",
         (
-            "torch.profiler tables of one Keras-on-PyTorch `fit` epoch of ResNet-18 on a GPU; no flags. Its "
-            "output is `results/benchmarks/torch_profile_h100.txt` ([benchmarks.md](benchmarks.md))."
+            "torch.profiler tables of one Keras-on-PyTorch `fit` epoch of ResNet-18 on a GPU or the CPU; no "
+            "flags. Its outputs are `results/benchmarks/torch_profile_h100.txt` and `torch_profile_cpu.txt` "
+            "([benchmarks.md](benchmarks.md))."
         ),
     ),
     (
