@@ -105,10 +105,20 @@ COMMANDS = (
         ),
     ),
     (
+        "scripts/benchmark_plain_torch.py",
+        (
+            "Training images/s of our models on each backend against the same models in plain PyTorch "
+            "(`plain_torch/`), interleaved rounds, each backend in its own subprocess; prints the ratio to "
+            "plain PyTorch (median, min-max) with PASS or MISS beside each target and writes "
+            "`results/benchmarks/plain_torch_cpu.md` and `.json`. Figures: [benchmarks.md](benchmarks.md)."
+        ),
+    ),
+    (
         "scripts/profile_torch_step.py",
         (
-            "torch.profiler tables of one Keras-on-PyTorch `fit` epoch of ResNet-18 on a GPU; no flags. Its "
-            "output is `results/benchmarks/torch_profile_h100.txt` ([benchmarks.md](benchmarks.md))."
+            "torch.profiler tables of one Keras-on-PyTorch `fit` epoch of ResNet-18 on a GPU or the CPU; no "
+            "flags. Its outputs are `results/benchmarks/torch_profile_h100.txt` and `torch_profile_cpu.txt` "
+            "([benchmarks.md](benchmarks.md))."
         ),
     ),
     (

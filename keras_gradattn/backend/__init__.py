@@ -2,9 +2,10 @@
 
 Everything else in the package is written with `keras.ops`. The backend
 modules (`jax.py`, `tensorflow.py`, `torch.py`) each implement
-`value_and_grad` with their engine's automatic differentiation;
-`value_and_grad` below picks the one of the active Keras backend, and
-`compute_devices` lists the devices each would compute on. (Private
+`value_and_grad` with their engine's automatic differentiation,
+`compute_devices`, the devices each would compute on, and
+`with_static_shapes` for the compiled train, test and predict steps; the
+functions below pick the one of the active Keras backend. (Private
 Keras API, which is not backend-specific, is confined to
 `keras_gradattn/utils/keras_internals.py`.)
 
@@ -45,6 +46,19 @@ def compute_devices():
 def only_cpus(devices):
     """Whether `compute_devices()` found no accelerator."""
     return all(device.startswith("cpu") for device in devices)
+
+
+def with_static_shapes(step_function):
+    """Wraps a compiled step function so that its compiler keeps every shape
+    static (one compiled program per input shape).
+
+    Under PyTorch, Keras' layer calls split a step into many small graphs
+    (graph breaks); Dynamo then marks sizes that differ between those calls
+    as symbolic, and Inductor cannot lower convolutions over symbolic sizes
+    (`cannot determine truth value of Relational`). JAX and TensorFlow trace
+    static shapes already: there the function comes back unchanged.
+    """
+    return _backend_module().with_static_shapes(step_function)
 
 
 def _backend_module():

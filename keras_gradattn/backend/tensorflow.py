@@ -28,3 +28,8 @@ def compute_devices():
         details = tf.config.experimental.get_device_details(gpu)
         names.append(f"gpu:{index} ({details.get('device_name', 'GPU')})")
     return names
+
+
+def with_static_shapes(step_function):
+    # tf.function traces each input shape as its own static program already.
+    return step_function

@@ -1,4 +1,5 @@
-"""Automatic differentiation with torch.autograd."""
+"""Automatic differentiation with torch.autograd; static shapes for
+torch.compile."""
 
 import torch
 
@@ -24,3 +25,12 @@ def compute_devices():
     if device.startswith("cuda"):
         return [f"cuda:{index} ({torch.cuda.get_device_name(index)})" for index in range(torch.cuda.device_count())]
     return [device if ":" in device else f"{device}:0"]
+
+
+def with_static_shapes(step_function):
+    # Dynamo reads its configuration when it compiles, which happens inside
+    # the call, so the patch covers the first compilation and every
+    # recompilation (a new batch size) without changing the global defaults.
+    return torch._dynamo.config.patch(
+        automatic_dynamic_shapes=False, assume_static_by_default=True
+    )(step_function)

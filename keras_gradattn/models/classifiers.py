@@ -1,5 +1,6 @@
 import keras
 
+from keras_gradattn import backend
 from keras_gradattn.layers.depth_token_encoder import DepthTokenEncoder
 from keras_gradattn.layers.depth_token_encoder import validate_positional_encoding
 from keras_gradattn.layers.tap_tokenizer import TapTokenizer
@@ -72,6 +73,33 @@ class Classifier(keras.Model):
         if metrics == "auto":
             metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    # Keras makes each step function (compiled when `jit_compile` is on) in
+    # these three methods; ours hand the compiled ones to the backend to keep
+    # their shapes static, which torch.compile needs for our convolutions.
+    def make_train_function(self, force=False):
+        if self.train_function is not None and not force:
+            return self.train_function
+        super().make_train_function(force=force)
+        if self.jit_compile:
+            self.train_function = backend.with_static_shapes(self.train_function)
+        return self.train_function
+
+    def make_test_function(self, force=False):
+        if self.test_function is not None and not force:
+            return self.test_function
+        super().make_test_function(force=force)
+        if self.jit_compile:
+            self.test_function = backend.with_static_shapes(self.test_function)
+        return self.test_function
+
+    def make_predict_function(self, force=False):
+        if self.predict_function is not None and not force:
+            return self.predict_function
+        super().make_predict_function(force=force)
+        if self.jit_compile:
+            self.predict_function = backend.with_static_shapes(self.predict_function)
+        return self.predict_function
 
     def compile_from_config(self, config):
         # Keras skips (with a warning) re-compiling models that override

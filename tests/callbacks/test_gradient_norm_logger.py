@@ -33,8 +33,6 @@ def compile_model(model, optimizer=None, **compile_kwargs):
 
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_logged_norms_equal_backend_autodiff(tmp_path, jit_compile):
-    if BACKEND == "torch" and jit_compile:
-        pytest.skip("torch.compile takes minutes on CPU: test_torch_compile, with --run-slow")
     model = build_functional_model()
     compile_model(model, jit_compile=jit_compile)
     x, y = make_data()

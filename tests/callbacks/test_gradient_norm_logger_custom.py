@@ -218,17 +218,3 @@ def test_config_round_trip(tmp_path):
     restored = keras.saving.deserialize_keras_object(config)
     assert isinstance(restored, GradientNormLogger)
     assert restored.get_config() == logger.get_config()
-
-
-@pytest.mark.slow
-def test_torch_compile(tmp_path):
-    # torch.compile of the train step takes minutes on a CPU: --run-slow.
-    if BACKEND != "torch":
-        pytest.skip("torch.compile is the PyTorch backend's jit_compile")
-    model = build_functional_model()
-    model.compile(keras.optimizers.SGD(0.1), loss=loss_object(), jit_compile=True)
-    x, y = make_data()
-    expected = group_norms(GradientLayout.from_model(model), reference_gradients(model, x, y))
-    logger = GradientNormLogger(tmp_path, update_freq=1, reduction="last")
-    model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0, callbacks=[logger])
-    assert_norms_close(logger.records[0], expected)

@@ -1,0 +1,346 @@
+"""Training speed of our models on each Keras backend against the same models
+written in plain PyTorch (plain_torch/, eager, as a user would write them).
+
+For each model: images/s of full training steps (forward, backward, Adam with
+coupled L2 1e-4 on both sides) at a fixed batch, warm-up excluded. Plain
+PyTorch and each backend run in their own subprocess (Keras fixes its backend
+at import), kept alive for the whole run; round r asks every contender in turn
+for one timed call of `--steps` steps, so a slow spell of a shared machine
+hits them alike. Reported: the median images/s, and each backend's ratio to
+plain PyTorch per round (median and min-max), with PASS or MISS beside the
+targets:
+
+- the fastest backend >= 1.0x plain PyTorch (stretch: 1.2x);
+- the PyTorch backend >= 0.9x;
+- the JAX backend >= 0.5x.
+
+    python scripts/benchmark_plain_torch.py                       # 28x28x1, batch 128
+    python scripts/benchmark_plain_torch.py --backends torch --models resnet18 --rounds 3
+
+Needs a checkout (plain_torch/ is not installed) and torch.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from keras_gradattn.backend import BACKENDS
+from keras_gradattn.cli.arguments import BadInput
+from keras_gradattn.cli.arguments import HelpFormatter
+from keras_gradattn.cli.arguments import OneLineErrorParser
+from keras_gradattn.cli.arguments import image_shape
+from keras_gradattn.cli.arguments import names_from
+from keras_gradattn.cli.arguments import parse_command_line
+from keras_gradattn.cli.arguments import program_arguments
+from keras_gradattn.cli.arguments import positive_int
+
+MODELS = ("resnet18", "gradattn_learned_pe", "gradattn_nope", "gradattn_rope")
+PLAIN = "plain_torch"
+# (label, backend or None for the fastest backend, minimum ratio to plain PyTorch).
+TARGETS = (
+    ("fastest backend >= 1.0x", None, 1.0),
+    ("fastest backend >= 1.2x (stretch)", None, 1.2),
+    ("torch backend >= 0.9x", "torch", 0.9),
+    ("jax backend >= 0.5x", "jax", 0.5),
+)
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def build_parser():
+    parser = OneLineErrorParser(
+        prog="benchmark_plain_torch.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpFormatter,
+    )
+    add = parser.add_argument
+    add("--backends", type=names_from(BACKENDS, "backends"), default=list(BACKENDS),
+        help="Keras backends to compare with plain PyTorch, each in its own subprocess")
+    add("--models", type=names_from(MODELS, "models"), default=list(MODELS),
+        help="models, each in both implementations")
+    add("--input-shape", type=image_shape, default=(28, 28, 1), help="HxWxC of the synthetic images")
+    add("--batch-size", type=positive_int, default=128)
+    add("--num-classes", type=positive_int, default=10)
+    add("--steps", type=positive_int, default=10,
+        help="training steps per timed call (one `fit` epoch on our side)")
+    add("--rounds", type=positive_int, default=5,
+        help="interleaved rounds, after one untimed warm-up call per contender and model")
+    add("--jit-compile", choices=("auto", "on", "off"), default="auto",
+        help="Keras' jit_compile for our models (auto: XLA on JAX and TensorFlow, eager on torch)")
+    add("--output", default="results/benchmarks/plain_torch_cpu",
+        help="path prefix of the .json and .md results")
+    add("--worker", choices=(PLAIN, *BACKENDS), help=argparse.SUPPRESS)
+    return parser
+
+
+# Workers ----------------------------------------------------------------------
+
+
+def _plain_torch_steps(args, images, labels):
+    """{model: zero-argument callable running `args.steps` plain PyTorch
+    training steps}."""
+    import torch
+    import torch.nn.functional as F
+
+    from plain_torch import create_plain_model
+
+    # NCHW tensors made once, as a DataLoader would hand them over.
+    images = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+    labels = torch.from_numpy(labels.astype("int64"))
+    steps = {}
+    for name in args.models:
+        torch.manual_seed(0)
+        model = create_plain_model(name, num_classes=args.num_classes, in_channels=args.input_shape[-1])
+        model.train()
+        # torch's weight_decay is the coupled L2 of the paper's AdamL2.
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+
+        def train(model=model, optimizer=optimizer):
+            for _ in range(args.steps):
+                optimizer.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(images), labels)
+                loss.backward()
+                optimizer.step()
+            return loss.item()
+
+        steps[name] = train
+    return steps
+
+
+def _keras_steps(args, images, labels):
+    import keras
+
+    from keras_gradattn import benchmarks
+    from keras_gradattn import create_model
+
+    jit_compile = {"auto": "auto", "on": True, "off": False}[args.jit_compile]
+    steps = {}
+    for name in args.models:
+        keras.utils.set_random_seed(0)
+        model = create_model(name, num_classes=args.num_classes, input_shape=args.input_shape)
+        model.compile(jit_compile=jit_compile)  # the paper's AdamL2 and cross-entropy
+        steps[name] = benchmarks.training_function(model, images, labels, args.steps)
+    return steps
+
+
+def run_worker(args):
+    """Builds and warms up every model, prints `{"ready": ...}`, then answers
+    each model name read from stdin with one timed call as a JSON line."""
+    # Only the answers go to stdout: anything a library prints goes to stderr.
+    global _protocol
+    _protocol, sys.stdout = sys.stdout, sys.stderr
+    if args.worker == PLAIN:
+        sys.path.insert(0, REPOSITORY)
+    else:
+        from keras_gradattn.cli.keras_backend import choose_keras_backend
+
+        choose_keras_backend()
+    from keras_gradattn import benchmarks
+
+    images, labels = benchmarks.synthetic_batch(args.batch_size, args.input_shape, args.num_classes)
+    build = _plain_torch_steps if args.worker == PLAIN else _keras_steps
+    steps = build(args, images, labels)
+    warmup = {}
+    for name, function in steps.items():
+        start = time.perf_counter()
+        function()  # compilation, allocation
+        warmup[name] = time.perf_counter() - start
+    _answer({"ready": True, "warmup_seconds": warmup, "machine": benchmarks.describe_environment()})
+    for line in sys.stdin:
+        name = line.strip()
+        if not name:
+            break
+        start = time.perf_counter()
+        steps[name]()
+        _answer({"seconds": time.perf_counter() - start})
+    return 0
+
+
+_protocol = sys.stdout
+
+
+def _answer(message):
+    print(json.dumps(message), file=_protocol, flush=True)
+
+
+# Parent -----------------------------------------------------------------------
+
+
+class Worker:
+    """One contender's subprocess, spoken to line by line."""
+
+    def __init__(self, contender, argv):
+        self.contender = contender
+        command = [sys.executable, "-m", "keras_gradattn.cli.benchmark_plain_torch", *argv,
+                   "--worker", contender]
+        # The plain worker imports Keras only to describe the machine: on
+        # torch, which it loads anyway.
+        env = {**os.environ, "KERAS_BACKEND": "torch" if contender == PLAIN else contender}
+        # The package and plain_torch/ from this checkout, wherever the command runs.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPOSITORY, env.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, bufsize=1)
+        self.ready = self._read()
+
+    def _read(self):
+        while True:
+            line = self.process.stdout.readline()
+            if not line:
+                code = self.process.wait()
+                raise RuntimeError(f"the {self.contender} worker stopped (exit code {code}); its output is above")
+            # Native code may still write to the worker's stdout: answers are
+            # the lines that are JSON objects.
+            if line.startswith("{"):
+                return json.loads(line)
+
+    def time_call(self, model):
+        self.process.stdin.write(model + "\n")
+        self.process.stdin.flush()
+        return self._read()["seconds"]
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait()
+
+
+def measure(argv, contenders, models, rounds, progress=print):
+    """{contender: {model: [seconds per round]}} and each contender's ready
+    message, with rounds interleaved across contenders and models."""
+    workers = {}
+    try:
+        for contender in contenders:
+            progress(f"starting {contender} (build and warm-up)")
+            workers[contender] = Worker(contender, argv)
+        times = {contender: {model: [] for model in models} for contender in contenders}
+        for round_index in range(rounds):
+            progress(f"round {round_index + 1}/{rounds}")
+            for model in models:
+                for contender, worker in workers.items():
+                    times[contender][model].append(worker.time_call(model))
+        return times, {contender: worker.ready for contender, worker in workers.items()}
+    finally:
+        for worker in workers.values():
+            worker.close()
+
+
+def summarize(times, images_per_call):
+    """Per model and backend: median images/s and the ratios of its speed to
+    plain PyTorch's, round by round (median, min, max)."""
+    summary = {}
+    plain = times[PLAIN]
+    for contender, per_model in times.items():
+        for model, seconds in per_model.items():
+            ratios = [reference / own for reference, own in zip(plain[model], seconds)]
+            summary.setdefault(model, {})[contender] = {
+                "images_per_second": images_per_call / statistics.median(seconds),
+                "ratio": statistics.median(ratios),
+                "ratio_min": min(ratios),
+                "ratio_max": max(ratios),
+            }
+    return summary
+
+
+def evaluate_targets(summary):
+    """[(model, target label, contender, ratio, "PASS" | "MISS")] for every
+    target whose backend was measured."""
+    verdicts = []
+    for model, contenders in summary.items():
+        backends = {name: figures for name, figures in contenders.items() if name != PLAIN}
+        if not backends:
+            continue
+        fastest = max(backends, key=lambda name: backends[name]["images_per_second"])
+        for label, backend, minimum in TARGETS:
+            contender = fastest if backend is None else backend
+            if contender not in backends:
+                continue
+            ratio = backends[contender]["ratio"]
+            verdicts.append((model, label, contender, ratio, "PASS" if ratio >= minimum else "MISS"))
+    return verdicts
+
+
+def format_report(summary, verdicts, *, command, settings, machine, load_before, load_after, warmup_seconds):
+    lines = [
+        f"Command: `{command}`",
+        "",
+        f"{settings}. Machine: {machine}. Load average (1 min) {load_before:.2f} before, "
+        f"{load_after:.2f} after the run.",
+        "",
+        "| model | contender | img/s (median) | ratio to plain PyTorch (median) | ratio min-max | warm-up call s |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for model, contenders in summary.items():
+        for contender, figures in contenders.items():
+            lines.append(
+                f"| {model} | {contender} | {figures['images_per_second']:.1f} | {figures['ratio']:.2f}x | "
+                f"{figures['ratio_min']:.2f}-{figures['ratio_max']:.2f}x | {warmup_seconds[contender][model]:.1f} |"
+            )
+    lines += ["", "The warm-up call (not timed in the ratios) includes compilation.", "",
+              "| model | target | backend | ratio (median) | result |", "| --- | --- | --- | ---: | --- |"]
+    for model, label, contender, ratio, verdict in verdicts:
+        lines.append(f"| {model} | {label} | {contender} | {ratio:.2f}x | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def _validate(args):
+    if not os.path.isfile(os.path.join(REPOSITORY, "plain_torch", "models.py")):
+        raise BadInput(f"plain_torch/ not found next to the package in {REPOSITORY!r}: run from a checkout")
+
+
+def main(argv=None):
+    parser = build_parser()
+    argv = program_arguments(parser, argv)
+    args, status = parse_command_line(parser, argv, validate=_validate)
+    if args is None:
+        return status
+    if args.worker:
+        return run_worker(args)
+
+    from keras_gradattn.utils import atomic_write_json
+    from keras_gradattn.utils import atomic_write_text
+
+    def progress(message):
+        print(f"benchmark_plain_torch.py: {message}", file=sys.stderr, flush=True)
+
+    load_before = os.getloadavg()[0]
+    contenders = [PLAIN, *args.backends]
+    try:
+        times, ready = measure(argv, contenders, args.models, args.rounds, progress)
+    except RuntimeError as error:
+        print(f"benchmark_plain_torch.py: {error}", file=sys.stderr)
+        return 1
+    load_after = os.getloadavg()[0]
+    summary = summarize(times, args.batch_size * args.steps)
+    verdicts = evaluate_targets(summary)
+    command = " ".join(["python scripts/benchmark_plain_torch.py", *argv]).strip()
+    machine = ready[PLAIN]["machine"]
+    settings = (
+        f"Training steps (forward, backward, Adam), batch {args.batch_size}, "
+        f"{'x'.join(map(str, args.input_shape))}, float32, jit_compile={args.jit_compile}; "
+        f"{args.rounds} interleaved rounds of {args.steps} steps after one warm-up call"
+    )
+    report = format_report(
+        summary, verdicts, command=command, settings=settings, machine=_describe(machine),
+        load_before=load_before, load_after=load_after,
+        warmup_seconds={contender: message["warmup_seconds"] for contender, message in ready.items()},
+    )
+    atomic_write_json(f"{args.output}.json", {
+        "command": command, "times_seconds": times, "summary": summary,
+        "verdicts": [dict(zip(("model", "target", "backend", "ratio", "result"), v)) for v in verdicts],
+        "warmup_seconds": {contender: message["warmup_seconds"] for contender, message in ready.items()},
+        "machine": machine, "load_average_before": load_before, "load_average_after": load_after,
+    })  # fmt: skip
+    atomic_write_text(f"{args.output}.md", report)
+    print(report)
+    return 0
+
+
+def _describe(machine):
+    return ", ".join(f"{key} {value}" for key, value in machine.items() if key != "backend" and value not in ([], None))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
