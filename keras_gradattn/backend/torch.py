@@ -19,9 +19,10 @@ def compute_devices():
     `KERAS_TORCH_DEVICE`, else MPS, CUDA, XPU or the CPU), with the GPU's name;
     every CUDA device when it is CUDA (`--distribute` is not available on torch,
     so a run uses the first)."""
-    from keras.src.backend.torch.core import get_device
+    import keras
 
-    device = str(get_device())
+    # Where Keras puts a new tensor is the device it computes on.
+    device = str(keras.ops.zeros(()).device)
     if device.startswith("cuda"):
         return [f"cuda:{index} ({torch.cuda.get_device_name(index)})" for index in range(torch.cuda.device_count())]
     return [device if ":" in device else f"{device}:0"]
