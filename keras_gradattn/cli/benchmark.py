@@ -32,7 +32,6 @@ it with `--jit-modes on,off`.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -41,6 +40,7 @@ from keras_gradattn.benchmarks.reporting import JIT_MEANINGS
 from keras_gradattn.backend import BACKENDS
 from keras_gradattn.cli.arguments import BadInput as _BadInput
 from keras_gradattn.cli.arguments import HelpFormatter
+from keras_gradattn.cli.benchmark_workers import run_backend_worker
 from keras_gradattn.cli.arguments import OneLineErrorParser
 from keras_gradattn.cli.arguments import image_shape
 from keras_gradattn.cli.arguments import key_value_text
@@ -312,17 +312,7 @@ def run_worker(args):
 
 def run_backend(argv, backend):
     """The worker's report, or None when it failed (its error is on stderr)."""
-    command = [sys.executable, "-m", "keras_gradattn.cli.benchmark", "--worker", *argv]
-    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    environment = dict(os.environ, KERAS_BACKEND=backend)
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, environment.get("PYTHONPATH")]))
-    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    process = subprocess.run(command, env=environment, stdout=subprocess.PIPE, text=True)
-    if process.returncode != 0:
-        print(f"benchmark.py: the {backend} worker failed (exit code {process.returncode}); its output "
-              "is above. Other backends go on.", file=sys.stderr)  # fmt: skip
-        return None
-    return json.loads(process.stdout.strip().splitlines()[-1])
+    return run_backend_worker("keras_gradattn.cli.benchmark", "benchmark.py", argv, backend)
 
 
 def main(argv=None):

@@ -18,14 +18,15 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 from keras_gradattn import benchmarks
 from keras_gradattn.backend import BACKENDS
+from keras_gradattn.cli.arguments import BadInput
 from keras_gradattn.cli.arguments import HelpFormatter
+from keras_gradattn.cli.benchmark_workers import run_backend_worker
 from keras_gradattn.cli.arguments import OneLineErrorParser
 from keras_gradattn.cli.arguments import names
 from keras_gradattn.cli.arguments import names_from
@@ -210,29 +211,24 @@ def format_table(reports, args):
 
 def run_backend(argv, backend):
     """The worker's report, or None when it failed (its error is on stderr)."""
-    command = [sys.executable, "-m", "keras_gradattn.cli.benchmark_epoch", "--worker", *argv]
-    process = subprocess.run(command, env={**os.environ, "KERAS_BACKEND": backend}, stdout=subprocess.PIPE, text=True)
-    if process.returncode != 0:
-        print(f"{PROG}: the {backend} worker failed (exit code {process.returncode}); its output is above. "
-              "Other backends go on.", file=sys.stderr)  # fmt: skip
-        return None
-    return json.loads(process.stdout.strip().splitlines()[-1])
+    return run_backend_worker("keras_gradattn.cli.benchmark_epoch", PROG, argv, backend)
+
+
+def _validate(args):
+    if args.epochs < 2:
+        raise BadInput(
+            f"--epochs must be at least 2 (the first epoch compiles and is not counted); received {args.epochs}"
+        )
+    if args.train_images < args.batch_size:
+        raise BadInput(f"--train-images ({args.train_images}) must be at least one batch (--batch-size {args.batch_size})")
 
 
 def main(argv=None):
     parser = build_parser()
     argv = program_arguments(parser, argv)
-    args, status = parse_command_line(parser, argv)
+    args, status = parse_command_line(parser, argv, validate=_validate)
     if args is None:
         return status
-    if args.epochs < 2:
-        print(f"{PROG}: error: --epochs must be at least 2 (the first epoch compiles and is not counted); "
-              f"received {args.epochs}", file=sys.stderr)  # fmt: skip
-        return 2
-    if args.train_images < args.batch_size:
-        print(f"{PROG}: error: --train-images ({args.train_images}) must be at least one batch "
-              f"(--batch-size {args.batch_size})", file=sys.stderr)  # fmt: skip
-        return 2
     if args.worker:
         choose_keras_backend()
         return run_worker(args)

@@ -11,13 +11,12 @@ subprocess, since the backend is fixed when Keras is imported.
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 
 from keras_gradattn import benchmarks
 from keras_gradattn.backend import BACKENDS
 from keras_gradattn.cli.arguments import HelpFormatter
+from keras_gradattn.cli.benchmark_workers import run_backend_worker
 from keras_gradattn.cli.arguments import OneLineErrorParser
 from keras_gradattn.cli.arguments import image_shapes
 from keras_gradattn.cli.arguments import names
@@ -114,15 +113,7 @@ def run_worker(args):
 
 def run_backend(argv, backend):
     """The worker's report, or None when it failed (its error is on stderr)."""
-    command = [sys.executable, "-m", "keras_gradattn.cli.benchmark_models", "--worker", *argv]
-    env = {**os.environ, "KERAS_BACKEND": backend}
-    process = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
-    if process.returncode != 0:
-        print(f"benchmark_models.py: the {backend} worker failed (exit code "
-              f"{process.returncode}); its output is above. Other backends go on.",
-              file=sys.stderr)
-        return None
-    return json.loads(process.stdout.strip().splitlines()[-1])
+    return run_backend_worker("keras_gradattn.cli.benchmark_models", "benchmark_models.py", argv, backend)
 
 
 def main(argv=None):
