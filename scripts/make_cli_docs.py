@@ -31,7 +31,8 @@ COMMANDS = (
             "`gradattn-train` console command (`pyproject.toml`), with the same flags; also "
             "`python -m keras_gradattn.cli.train`. The protocol, the run directory, `--resume` and "
             "`--distribute` are explained in [training.md](training.md). Exit status: 0 done, 2 bad input "
-            "(one line on stderr, nothing written), 3 the loss diverged, 130 interrupted."
+            "(one line on stderr, nothing written), 3 the loss diverged, 4 another process of a multi-process "
+            "run was lost (resume with --resume), 130 interrupted."
         ),
     ),
     (

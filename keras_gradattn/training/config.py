@@ -202,8 +202,9 @@ class TrainConfig:
         "starts it when it does not exist yet")
     distribute: bool = _setting(
         False, flag="--distribute", group="run", kind="switch",
-        help="data-parallel training over all local devices (JAX DataParallel, TensorFlow "
-        "MirroredStrategy; not available on torch)")
+        help="data-parallel training: over all local devices (JAX DataParallel, TensorFlow "
+        "MirroredStrategy), or as one of several processes (--num-processes, or a launcher such as torchrun; "
+        "the only way on torch)")
     num_processes: int = _setting(
         None, flag="--num-processes", group="run", parse=int, metavar="N", in_rerun=False,
         help="with --distribute: train as one of N processes (one per GPU or machine), each started with "
