@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_gradattn import models  # noqa: F401 (registers the classes best.keras holds)
 from keras_gradattn.callbacks import TrainingJournal
 
 BACKEND = keras.backend.backend()
