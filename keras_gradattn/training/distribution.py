@@ -58,6 +58,10 @@ class SingleDevice:
     drop_training_remainder = False
     num_processes = 1
     process_id = 0
+    # True where `predict` on the whole test split already returns every row
+    # on every process (TensorFlow's multi-worker strategy shares each batch
+    # out and Keras gathers); False: each process predicts its share.
+    gathers_predictions = False
 
     @property
     def is_chief(self):
@@ -72,6 +76,10 @@ class SingleDevice:
 
     def save_model(self, model, filepath):
         save_model(model, filepath)
+
+    def distribute_training_data(self, dataset):
+        """What `fit` gets for this process's training batches."""
+        return dataset
 
     def close(self):
         pass
@@ -212,6 +220,59 @@ class TorchProcesses(SingleDevice):
         return self._torch.lost_process_reason(error)
 
 
+class TensorFlowProcesses(TensorFlowMirrored):
+    """One process of a `tf.distribute.MultiWorkerMirroredStrategy` group (see
+    keras_gradattn/training/tensorflow_processes.py): each process trains on
+    its share of every global batch, gradients summed over the processes,
+    BatchNorm on global-batch statistics (`synchronized=True`).
+
+    Validation, evaluation and prediction take the whole split on every
+    process: the strategy shares every batch out and Keras gathers, so the
+    logs and the test logits are the same everywhere, every example counted
+    once (`gathers_predictions`).
+    """
+
+    name = "tensorflow_multi_worker_mirrored_strategy"
+    drop_training_remainder = True
+    gathers_predictions = True
+
+    def __init__(self, spec):
+        from keras_gradattn.training import tensorflow_processes
+
+        self._tensorflow = tensorflow_processes
+        self.spec = spec
+        self.num_processes = spec.num_processes
+        self.process_id = spec.process_id
+        self.strategy = tensorflow_processes.connect(spec)
+        self.num_replicas = self.strategy.num_replicas_in_sync
+        self.devices = [
+            f"process {index}: {', '.join(devices)}"
+            for index, devices in enumerate(self.all_gather_object(list(self.strategy.extended.worker_devices)))
+        ]
+
+    def prepare_model(self, model):
+        return keras_internals.fit_under_multi_worker_mirrored_strategy(super().prepare_model(model))
+
+    def distribute_training_data(self, dataset):
+        return self._tensorflow.distribute_training_data(self.strategy, dataset)
+
+    def describe(self):
+        return {
+            "strategy": self.name, "num_replicas": self.num_replicas, "num_processes": self.num_processes,
+            "collectives": "ring/nccl (auto)", "devices": self.devices, "launcher": self.spec.launcher,
+            "workers": self._tensorflow.worker_addresses(self.spec),
+        }  # fmt: skip
+
+    def broadcast_object(self, value):
+        return self.all_gather_object(value if self.is_chief else None)[0]
+
+    def all_gather_object(self, value):
+        return self._tensorflow.all_gather_object(self.strategy, value, self.num_processes)
+
+    def lost_process_reason(self, error):
+        return self._tensorflow.lost_process_reason(error)
+
+
 class EpochLogsAgreement(keras.callbacks.Callback):
     """Makes every process's epoch logs the run's: training metrics averaged
     over the processes (their shares of each batch are equal), everything
@@ -247,9 +308,11 @@ def setup_distribution(backend, enabled, processes=None):
     if processes is not None and processes.multi_process:
         if backend == "torch":
             return TorchProcesses(processes)
+        if backend == "tensorflow":
+            return TensorFlowProcesses(processes)
         raise TrainingSetupError(
             f"--num-processes {processes.num_processes} is not available on the {backend} backend yet; "
-            "allowed: the torch backend."
+            "allowed: the torch and tensorflow backends."
         )
     if backend == "jax":
         return JaxDataParallel()

@@ -104,11 +104,12 @@ def _load_data(config, distribution):
         splits.train, spec, training=True, drop_remainder=distribution.drop_training_remainder,
         shard=(distribution.process_id, distribution.num_processes), **common,
     )  # fmt: skip
+    train = distribution.distribute_training_data(train)
     validation = pad_evaluation_batches(data_lib.make_pipeline(splits.validation, spec, **common), multiple)
     # Each process predicts its share of the test split, gathered afterwards
     # (`_predict`): every test example counts once.
     test_share = splits.test
-    if distribution.num_processes > 1:
+    if distribution.num_processes > 1 and not distribution.gathers_predictions:
         test_share = splits.test.take(_test_rows(len(splits.test), distribution))
     test = pad_evaluation_batches(data_lib.make_pipeline(test_share, spec, **common), multiple)
     return splits, train, validation, test
@@ -429,8 +430,9 @@ def _predict(model, prepared):
     distribution = prepared.distribution
     test_split = prepared.splits.test
     logits = np.asarray(model.predict(prepared.test, verbose=0), dtype=np.float64)
+    gathered = distribution.num_processes == 1 or distribution.gathers_predictions
     if test_split.in_memory:
-        labels = test_split.labels[_test_rows(len(test_split), distribution)]
+        labels = test_split.labels if gathered else test_split.labels[_test_rows(len(test_split), distribution)]
     else:
         labels = np.concatenate([np.asarray(batch[1]) for batch in prepared.test])
         if distribution.batch_multiple > 1:
@@ -438,7 +440,7 @@ def _predict(model, prepared):
             labels = labels[weights > 0]
     # Evaluation batches may be padded for data-parallel runs: keep the real rows.
     logits, labels = logits[: len(labels)], np.asarray(labels)
-    if distribution.num_processes == 1:
+    if gathered:
         return logits, labels
     count = len(test_split)
     all_logits = np.empty((count, logits.shape[1]), np.float64)

@@ -177,3 +177,56 @@ def transform_gradients_in_parallel_update(optimizer_class, transform):
 
     optimizer_class._parallel_update_step = _parallel_update_step
     return optimizer_class
+
+
+def fit_under_multi_worker_mirrored_strategy(model):
+    """Lets `model.fit`, `evaluate` and `predict` run under TensorFlow's
+    `MultiWorkerMirroredStrategy` with more than one worker, which Keras'
+    TensorFlow trainer does not (keras-team/keras#20585). Two private places:
+
+    - `TensorFlowTrainer._maybe_symbolic_build` reduces the first batch, an
+      `(x, y)` tuple of per-replica values, with `strategy.reduce`, which the
+      multi-worker strategy does not map over tuples (`ValueError: Attempt to
+      convert a value (PerReplica...)`). `model` gets its own method that builds
+      from the distributed dataset's `element_spec` instead; it reads no batch,
+      so a reshuffled pipeline's first epoch is its first permutation, as
+      without a strategy.
+    - `reduce_per_replica(..., reduction="auto")` reduces each logged metric
+      with `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars
+      (`Invalid reduction dimension 0 for input with 0 dimensions`); the
+      module's function is wrapped to average scalars over the replicas
+      (`axis=None`) under that strategy, and to call Keras' own otherwise.
+
+    Checked: 3.15.1 with TensorFlow 2.21.
+    """
+    import types
+
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer as tensorflow_trainer
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self._distribute_strategy is None:
+            return
+        if iterator is not None:
+            data_batch = tf.nest.map_structure(_local_spec, iterator._distributed_dataset.element_spec)
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = types.MethodType(_maybe_symbolic_build, model)
+    if getattr(tensorflow_trainer.reduce_per_replica, "_multi_worker_scalars", False):
+        return model
+    keras_reduce = tensorflow_trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and tensorflow_trainer._collective_all_reduce_multi_worker(strategy):
+            return tf.nest.map_structure(lambda value: strategy.reduce("MEAN", value, axis=None), values)
+        return keras_reduce(values, strategy, reduction)
+
+    reduce_per_replica._multi_worker_scalars = True
+    tensorflow_trainer.reduce_per_replica = reduce_per_replica
+    return model
+
+
+def _local_spec(spec):
+    """One replica's `tf.TypeSpec` of a (possibly per-replica) element spec."""
+    return spec._value_specs[0] if hasattr(spec, "_value_specs") else spec
