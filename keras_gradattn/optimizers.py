@@ -11,7 +11,10 @@ from keras_gradattn.utils import register_serializable
 # `torch._foreach` kernels; deriving from it, rather than from
 # `keras.optimizers.Adam`, keeps that fast path for AdamL2 (a per-variable
 # Python loop costs several times the step of a small model there).
-_BackendAdam = type(keras.optimizers.Adam())
+# `__new__` alone picks that class without creating variables: importing
+# this module must not compute anything (a JAX process group must be joined
+# before JAX's first computation).
+_BackendAdam = type(keras.optimizers.Adam.__new__(keras.optimizers.Adam))
 
 
 @register_serializable
