@@ -6,7 +6,8 @@
 
 Exit status: 0 done (or the run had already finished), 2 bad input (one line on
 stderr, nothing written), 3 training diverged (NaN/inf loss; recorded in the
-run's status.json), 130 interrupted. Flags are documented in docs/training.md
+run's status.json), 4 another process of a multi-process run was lost (resume
+with --resume), 130 interrupted. Flags are documented in docs/training.md
 and by `--help`.
 
 The flags are parsed before Keras is imported, so `--backend` chooses the
@@ -29,7 +30,7 @@ from keras_gradattn.cli.arguments import program_name
 from keras_gradattn.cli.keras_backend import choose_keras_backend
 from keras_gradattn.cli.keras_backend import requested_backend
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
+EXIT_OK, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_PROCESS_LOST, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 PROG = "train.py"
 CONFIG_FLAG = "--config"
 
@@ -217,6 +218,7 @@ def main(argv=None):
     # data layer's own error says what is missing, in one line.
     logging.getLogger("absl").setLevel(logging.ERROR)
     from keras_gradattn.training import ConfigFieldError
+    from keras_gradattn.training import ProcessLost
     from keras_gradattn.training import TrainingDiverged
     from keras_gradattn.training import TrainingSetupError
     from keras_gradattn.training import run_training
@@ -234,6 +236,8 @@ def main(argv=None):
         return _fail(str(error))
     except TrainingDiverged as error:
         return _fail(f"training diverged: {error}", EXIT_DIVERGED)
+    except ProcessLost as error:
+        return _fail(str(error), EXIT_PROCESS_LOST)
     except KeyboardInterrupt:
         return _fail("interrupted; continue with --resume", EXIT_INTERRUPTED)
     if result.already_finished and config.verbose:

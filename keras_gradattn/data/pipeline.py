@@ -75,6 +75,7 @@ def make_pipeline(
     augment=True,
     drop_remainder=False,
     cache=None,
+    shard=(0, 1),
 ):
     """Batches of `(images float32 (B, H, W, C), labels int32 (B,))`.
 
@@ -94,6 +95,12 @@ def make_pipeline(
             memory when it is under 2 GB, a string caches to that file,
             `False` never caches. In-memory splits are already held as one
             array; they are gathered batch by batch and never copied.
+        shard: `(index, count)`: this process's share of every batch, for
+            training on `count` processes. The batches are drawn as for one
+            process (same seed, same order) and each process keeps rows
+            `[index * b, (index + 1) * b)` of each, `b = batch_size / count`
+            (`batch_size` must be a multiple of `count`), before augmenting
+            them; augmentation is seeded per share.
 
     Returns:
         A `tf.data.Dataset`, or a `keras.utils.PyDataset` for
@@ -101,6 +108,7 @@ def make_pipeline(
     """
     _check_batch_size(batch_size)
     _check_split(split, spec)
+    _check_shard(shard, batch_size)
     if pipeline not in PIPELINE_CHOICES:
         raise ValueError(f"Unknown pipeline {pipeline!r}; expected one of {PIPELINE_CHOICES}.")
     if pipeline == "auto":
@@ -108,15 +116,40 @@ def make_pipeline(
     if pipeline == "pydataset":
         return make_pydataset(
             split, spec, batch_size, training=training, seed=seed, augment=augment,
-            drop_remainder=drop_remainder,
+            drop_remainder=drop_remainder, shard=shard,
         )  # fmt: skip
-    return _make_tf_data(split, spec, batch_size, training, seed, augment, drop_remainder, cache)
+    return _make_tf_data(split, spec, batch_size, training, seed, augment, drop_remainder, cache, shard)
 
 
-def _make_tf_data(split, spec, batch_size, training, seed, augment, drop_remainder, cache):
+def _check_shard(shard, batch_size):
+    index, count = shard
+    if not (isinstance(count, (int, np.integer)) and count >= 1 and 0 <= index < count):
+        raise ValueError(f"shard must be (index, count) with 0 <= index < count, got {shard!r}.")
+    if batch_size % count:
+        raise ValueError(f"batch_size {batch_size} must be a multiple of the shard count {count}.")
+
+
+def _shard_rows(shard, batch_size):
+    """The `slice` of each batch that shard `(index, count)` keeps."""
+    index, count = shard
+    share = batch_size // count
+    return slice(index * share, (index + 1) * share)
+
+
+def _augmentation_seed(seed, shard):
+    """Shard 0 (and a single process) keeps `seed`; the others draw their own,
+    so that the processes do not apply the same crops to their rows."""
+    index, _ = shard
+    if index == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] % 2**31)
+
+
+def _make_tf_data(split, spec, batch_size, training, seed, augment, drop_remainder, cache, shard=(0, 1)):
     import tensorflow as tf
 
-    augmenter = build_augmentation(spec, seed) if training and augment else None
+    augmenter = build_augmentation(spec, _augmentation_seed(seed, shard)) if training and augment else None
+    rows = _shard_rows(shard, batch_size)
     height, width, channels = spec.input_shape
     mean = tf.constant(spec.mean, tf.float32)
     std = tf.constant(spec.std, tf.float32)
@@ -142,6 +175,8 @@ def _make_tf_data(split, spec, batch_size, training, seed, augment, drop_remaind
             # Shuffles indices, not images: the buffer costs 8 bytes an example.
             dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        if shard[1] > 1:
+            dataset = dataset.map(lambda index: index[rows])
         dataset = dataset.map(
             lambda index: (tf.gather(images_tensor, index), tf.gather(labels_tensor, index)),
             num_parallel_calls=tf.data.AUTOTUNE,
@@ -157,6 +192,8 @@ def _make_tf_data(split, spec, batch_size, training, seed, augment, drop_remaind
         if training:
             dataset = dataset.shuffle(min(len(split), 10_000), seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        if shard[1] > 1:
+            dataset = dataset.map(lambda images, labels: (images[rows], labels[rows]))
     # The augmentation layers advance one random state per call: run them in
     # order (no parallel calls) so the same seed gives the same batches.
     # Within a batch the ops are vectorised and use every core.
@@ -177,10 +214,11 @@ class ArrayPyDataset(keras.utils.PyDataset):
     """
 
     def __init__(self, split, spec, batch_size, training=False, seed=42, augment=True,
-                 drop_remainder=False, **kwargs):  # fmt: skip
+                 drop_remainder=False, shard=(0, 1), **kwargs):  # fmt: skip
         super().__init__(**kwargs)
         _check_batch_size(batch_size)
         _check_split(split, spec)
+        _check_shard(shard, batch_size)
         if not split.in_memory:
             raise DatasetError(
                 f"Split {split.name!r} of {spec.name} is streamed from "
@@ -193,7 +231,8 @@ class ArrayPyDataset(keras.utils.PyDataset):
         self.training = training
         self.seed = seed
         self.drop_remainder = drop_remainder
-        self.augmenter = build_augmentation(spec, seed) if training and augment else None
+        self.rows = _shard_rows(shard, batch_size)
+        self.augmenter = build_augmentation(spec, _augmentation_seed(seed, shard)) if training and augment else None
         self.epoch = 0
         self._order = self._epoch_order()
 
@@ -210,7 +249,7 @@ class ArrayPyDataset(keras.utils.PyDataset):
     def __getitem__(self, index):
         if not 0 <= index < len(self):
             raise IndexError(f"Batch {index} out of range for {len(self)} batches.")
-        batch = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        batch = self._order[index * self.batch_size : (index + 1) * self.batch_size][self.rows]
         images = self.split.images[batch].astype(np.float32) / np.float32(255.0)
         height, width, channels = self.spec.input_shape
         if images.shape[1:3] != (height, width) or self.augmenter:
@@ -236,14 +275,15 @@ class ArrayPyDataset(keras.utils.PyDataset):
 
 
 def make_pydataset(split, spec, batch_size=128, training=False, seed=42, augment=True,
-                   drop_remainder=False, **kwargs):  # fmt: skip
+                   drop_remainder=False, shard=(0, 1), **kwargs):  # fmt: skip
     """The TensorFlow-free pipeline: an `ArrayPyDataset` (see `make_pipeline`).
 
     `**kwargs` go to `keras.utils.PyDataset` (`workers`, `use_multiprocessing`,
     `max_queue_size`).
     """
     return ArrayPyDataset(split, spec, batch_size, training=training, seed=seed,
-                          augment=augment, drop_remainder=drop_remainder, **kwargs)  # fmt: skip
+                          augment=augment, drop_remainder=drop_remainder, shard=shard,
+                          **kwargs)  # fmt: skip
 
 
 def _iterate_batches(dataset):

@@ -8,6 +8,7 @@ from keras_gradattn.training import metrics
 from keras_gradattn.training.config import ConfigFieldError
 from keras_gradattn.training.config import TrainConfig
 from keras_gradattn.training.config import validate_config
+from keras_gradattn.training.errors import ProcessLost
 from keras_gradattn.training.errors import RunDirectoryInUse
 from keras_gradattn.training.errors import TrainingDiverged
 from keras_gradattn.training.errors import TrainingSetupError

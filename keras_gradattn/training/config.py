@@ -18,6 +18,8 @@ import numpy as np
 
 from keras_gradattn.training import protocol
 from keras_gradattn.training.errors import TrainingSetupError
+from keras_gradattn.training.processes import DEFAULT_TIMEOUT_SECONDS
+from keras_gradattn.training.processes import resolve_process_group
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
@@ -33,7 +35,12 @@ GROUPS = {
 }
 # Fields that may differ between a run and its resumption: how it is shown,
 # where it is, and how many steps run per call (the steps are the same).
-RESUME_IGNORED_FIELDS = ("resume", "verbose", "output_dir", "steps_per_execution")
+# The process-group fields too: a run may continue on another number of
+# processes (the global batch, hence the training, is the same).
+RESUME_IGNORED_FIELDS = (
+    "resume", "verbose", "output_dir", "steps_per_execution",
+    "num_processes", "process_id", "coordinator", "process_timeout",
+)  # fmt: skip
 
 
 class ConfigFieldError(TrainingSetupError):
@@ -197,6 +204,21 @@ class TrainConfig:
         False, flag="--distribute", group="run", kind="switch",
         help="data-parallel training over all local devices (JAX DataParallel, TensorFlow "
         "MirroredStrategy; not available on torch)")
+    num_processes: int = _setting(
+        None, flag="--num-processes", group="run", parse=int, metavar="N", in_rerun=False,
+        help="with --distribute: train as one of N processes (one per GPU or machine), each started with "
+        "the same command; default: the launcher's (torchrun's WORLD_SIZE, KERAS_DISTRIBUTION_NUM_PROCESSES, "
+        "TF_CONFIG), else 1")
+    process_id: int = _setting(
+        None, flag="--process-id", group="run", parse=int, metavar="I", in_rerun=False,
+        help="with --num-processes: this process's index, 0 to N-1; process 0 writes the run directory")
+    coordinator: str = _setting(
+        None, flag="--coordinator", group="run", metavar="HOST:PORT", in_rerun=False,
+        help="with --num-processes: where process 0 listens for the others (the same for every process)")
+    process_timeout: float = _setting(
+        None, flag="--process-timeout", group="run", parse=float, metavar="SECONDS", in_rerun=False,
+        help="with --num-processes: how long to wait for the other processes, at the start and at every "
+        f"exchange, before stopping with an error (default {DEFAULT_TIMEOUT_SECONDS:g})")
     pipeline: str = _setting(
         "auto", flag="--pipeline", group="data", choices=PIPELINES,
         help="input pipeline; 'auto': tf.data when TensorFlow is installed")
@@ -237,6 +259,23 @@ class TrainConfig:
             log_gradients = 0
         return dataclasses.replace(
             self, batch_size=batch_size, output_dir=os.fspath(output_dir), log_gradients=log_gradients
+        )
+
+    def process_group(self, environ=None):
+        """This process's `ProcessGroupSpec`: from the process flags, else the
+        launcher's environment, with `distribute`; a single process without.
+        Raises `TrainingSetupError` for flags that cannot form a group."""
+        flags = {"num_processes": self.num_processes, "process_id": self.process_id,
+                 "coordinator": self.coordinator, "process_timeout": self.process_timeout}  # fmt: skip
+        if not self.distribute:
+            given = [name for name, value in flags.items() if value is not None]
+            if given:
+                raise ConfigFieldError(
+                    given[0], "{%s} needs {distribute} (multi-process training is data-parallel)." % given[0]
+                )
+            return resolve_process_group(num_processes=1, process_id=0, environ={})
+        return resolve_process_group(
+            self.num_processes, self.process_id, self.coordinator, self.process_timeout, environ=environ
         )
 
     def to_record(self):
@@ -306,6 +345,14 @@ def validate_config(config):
             "log_gradients",
             "{log_gradients} is not available with {distribute} (the optimizer hook is untested under "
             "data parallelism); leave it out or pass {log_gradients} off.",
+        )
+    processes = config.process_group()
+    if config.batch_size % processes.num_processes:
+        raise ConfigFieldError(
+            "batch_size",
+            "{batch_size} {value} must be a multiple of the {count} processes (each takes the same share "
+            "of every global batch).",
+            value=config.batch_size, count=processes.num_processes,
         )
     if not _is_positive_int(config.steps_per_execution):
         raise ConfigFieldError(

@@ -14,7 +14,12 @@
   BatchNorm layers are switched to `synchronized=True` while training, so
   that their statistics are the global batch's, as on one device; saved
   `.keras` files keep `synchronized=False` so they load on every backend.
-- PyTorch: refused. Keras' torch backend has no built-in data parallelism.
+- PyTorch: several processes only (one per device), on `torch.distributed`
+  (`TorchProcesses`, torch_processes.py): Keras' torch backend has no data
+  parallelism within one process.
+
+Several processes (`ProcessGroupSpec`, processes.py): every process trains on
+its share of each global batch; process 0 alone writes the run directory.
 
 `setup_distribution(backend, enabled)` returns an object the trainer uses the
 same way for every backend (`SingleDevice` when distribution is off).
@@ -31,15 +36,19 @@ from keras_gradattn.training.errors import TrainingSetupError
 from keras_gradattn.utils import keras_internals
 
 TORCH_REFUSAL = (
-    "--distribute is not available on the torch backend: Keras' torch backend has no "
-    "built-in data parallelism; use --backend jax (keras.distribution.DataParallel) or "
-    "--backend tensorflow (tf.distribute.MirroredStrategy), or wrap the model in "
-    "torch.nn.parallel.DistributedDataParallel in your own training loop."
+    "--distribute on the torch backend needs several processes, one per device (Keras' torch backend "
+    "has no data parallelism within one process): start one per GPU with torchrun, or pass "
+    "--num-processes N --process-id I --coordinator HOST:PORT to each."
 )
 
 
 class SingleDevice:
-    """No distribution: the default device of the backend."""
+    """No distribution: the default device of the backend.
+
+    Also the interface every distribution offers the trainer. A multi-process
+    one overrides the process attributes and the collectives; with one
+    process they are the identity.
+    """
 
     name = "single_device"
     num_replicas = 1
@@ -47,6 +56,13 @@ class SingleDevice:
     # to a multiple of it.
     batch_multiple = 1
     drop_training_remainder = False
+    num_processes = 1
+    process_id = 0
+
+    @property
+    def is_chief(self):
+        """Process 0: the one that writes the run directory."""
+        return self.process_id == 0
 
     def scope(self):
         return contextlib.nullcontext()
@@ -62,6 +78,26 @@ class SingleDevice:
 
     def describe(self):
         return {"strategy": self.name, "num_replicas": self.num_replicas}
+
+    # --- across processes ---------------------------------------------------
+
+    def broadcast_object(self, value):
+        """Process 0's `value` (picklable), on every process."""
+        return value
+
+    def all_gather_object(self, value):
+        """Every process's `value`, in process order."""
+        return [value]
+
+    def epoch_callbacks(self):
+        """Callbacks that must run first in `fit`, e.g. to agree on the
+        epoch's logs before any decision is taken on them."""
+        return []
+
+    def lost_process_reason(self, error):
+        """What `error` says of another process of the run that is gone, in a
+        few words; None when it is some other error."""
+        return None
 
 
 class JaxDataParallel(SingleDevice):
@@ -122,14 +158,99 @@ def _batch_norm_layers(model):
     ]  # fmt: skip
 
 
-def setup_distribution(backend, enabled):
+class TorchProcesses(SingleDevice):
+    """One process of a `torch.distributed` data-parallel group (see
+    keras_gradattn/training/torch_processes.py): gradients averaged over the
+    processes before the optimizer, BatchNorm on global-batch statistics.
+
+    Each process trains on its share of every global batch, evaluates the
+    whole validation split (the weights, hence the results, are the same
+    everywhere; process 0's are taken, so that every process makes the same
+    learning-rate and stopping decisions) and its share of the test split.
+    """
+
+    name = "torch_distributed_data_parallel"
+    drop_training_remainder = True
+
+    def __init__(self, spec):
+        from keras_gradattn.training import torch_processes
+
+        self._torch = torch_processes
+        self.spec = spec
+        self.num_processes = self.num_replicas = spec.num_processes
+        self.process_id = spec.process_id
+        self.collective_backend = torch_processes.connect(spec)
+        from keras_gradattn.backend import compute_devices
+
+        self.devices = [
+            f"process {index}: {', '.join(devices)}"
+            for index, devices in enumerate(self.all_gather_object(compute_devices()))
+        ]
+
+    def prepare_model(self, model):
+        return self._torch.make_data_parallel(model, _batch_norm_layers(model))
+
+    def close(self):
+        self._torch.close()
+
+    def describe(self):
+        return {
+            "strategy": self.name, "num_replicas": self.num_replicas, "num_processes": self.num_processes,
+            "collectives": self.collective_backend, "devices": self.devices, "launcher": self.spec.launcher,
+        }  # fmt: skip
+
+    def broadcast_object(self, value):
+        return self._torch.broadcast_object(value)
+
+    def all_gather_object(self, value):
+        return self._torch.all_gather_object(value)
+
+    def epoch_callbacks(self):
+        return [EpochLogsAgreement(self._torch.all_reduce_mean, self.broadcast_object)]
+
+    def lost_process_reason(self, error):
+        return self._torch.lost_process_reason(error)
+
+
+class EpochLogsAgreement(keras.callbacks.Callback):
+    """Makes every process's epoch logs the run's: training metrics averaged
+    over the processes (their shares of each batch are equal), everything
+    else (validation metrics, the learning rate) process 0's.
+
+    It edits the logs in place, before the callbacks after it read them.
+    """
+
+    def __init__(self, all_reduce_mean, broadcast_object):
+        super().__init__()
+        self._all_reduce_mean = all_reduce_mean
+        self._broadcast_object = broadcast_object
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        training = sorted(key for key in logs if not key.startswith("val_") and key != "learning_rate")
+        averages = self._all_reduce_mean([float(logs[key]) for key in training]) if training else []
+        chief = self._broadcast_object({key: value for key, value in logs.items() if key not in training})
+        logs.update(chief)
+        logs.update({key: float(value) for key, value in zip(training, averages)})
+
+
+def setup_distribution(backend, enabled, processes=None):
     """The distribution for `backend` (`SingleDevice` unless `enabled`).
 
-    Must be called before the model is created. Raises `TrainingSetupError`
-    for the torch backend.
+    `processes`: the run's `ProcessGroupSpec`; with more than one process,
+    this process joins the group (a `TrainingSetupError` when it cannot).
+    Must be called before the model is created.
     """
     if not enabled:
         return SingleDevice()
+    if processes is not None and processes.multi_process:
+        if backend == "torch":
+            return TorchProcesses(processes)
+        raise TrainingSetupError(
+            f"--num-processes {processes.num_processes} is not available on the {backend} backend yet; "
+            "allowed: the torch backend."
+        )
     if backend == "jax":
         return JaxDataParallel()
     if backend == "tensorflow":

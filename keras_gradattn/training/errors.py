@@ -12,6 +12,12 @@ class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite; the run was stopped."""
 
 
+class ProcessLost(RuntimeError):
+    """Another process of a multi-process run stopped answering (it died, or
+    a collective timed out). The run directory keeps its last finished
+    epoch; the message says how to resume."""
+
+
 class RunDirectoryInUse(TrainingSetupError):
     """Another process holds the run directory's lock (`run.lock`): two runs
     in one directory would write into each other's files. The message names

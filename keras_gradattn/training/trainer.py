@@ -20,7 +20,9 @@ lock (run_lock.py) comes first, and goes again with the process.
 
 import dataclasses
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 import keras
@@ -37,6 +39,7 @@ from keras_gradattn.training.config import validate_config
 from keras_gradattn.training.config import with_gradient_log_freq
 from keras_gradattn.training.distribution import pad_evaluation_batches
 from keras_gradattn.training.distribution import setup_distribution
+from keras_gradattn.training.errors import ProcessLost
 from keras_gradattn.training.errors import TrainingDiverged
 from keras_gradattn.training.errors import TrainingSetupError
 from keras_gradattn.training.installation import check_packages
@@ -49,6 +52,7 @@ from keras_gradattn.training.run_directory import RunFiles
 from keras_gradattn.training.run_directory import check_output_dir
 from keras_gradattn.training.run_directory import read_json
 from keras_gradattn.training.run_directory import write_status
+from keras_gradattn.training.run_lock import LOCK_FILE
 from keras_gradattn.training.run_lock import RunLock
 from keras_gradattn.utils import atomic_write_json
 from keras_gradattn.utils.parameters import count_parameters
@@ -97,11 +101,22 @@ def _load_data(config, distribution):
         )
     common = dict(batch_size=config.batch_size, seed=config.seed, pipeline=config.pipeline)
     train = data_lib.make_pipeline(
-        splits.train, spec, training=True, drop_remainder=distribution.drop_training_remainder, **common
-    )
+        splits.train, spec, training=True, drop_remainder=distribution.drop_training_remainder,
+        shard=(distribution.process_id, distribution.num_processes), **common,
+    )  # fmt: skip
     validation = pad_evaluation_batches(data_lib.make_pipeline(splits.validation, spec, **common), multiple)
-    test = pad_evaluation_batches(data_lib.make_pipeline(splits.test, spec, **common), multiple)
+    # Each process predicts its share of the test split, gathered afterwards
+    # (`_predict`): every test example counts once.
+    test_share = splits.test
+    if distribution.num_processes > 1:
+        test_share = splits.test.take(_test_rows(len(splits.test), distribution))
+    test = pad_evaluation_batches(data_lib.make_pipeline(test_share, spec, **common), multiple)
     return splits, train, validation, test
+
+
+def _test_rows(count, distribution):
+    """The rows of a `count`-example test split that this process predicts."""
+    return np.arange(distribution.process_id, count, distribution.num_processes)
 
 
 def _build_model(config, spec, distribution):
@@ -133,10 +148,15 @@ def _build_model(config, spec, distribution):
     return distribution.prepare_model(model)
 
 
-def prepare(config):
-    """Seeds, distribution, data pipelines and the compiled model."""
+def prepare(config, distribution=None):
+    """Seeds, distribution, data pipelines and the compiled model.
+
+    `distribution`: an already set up one (a process group is joined before
+    the run directory is decided); default: `setup_distribution`'s.
+    """
     keras.utils.set_random_seed(config.seed)
-    distribution = setup_distribution(keras.backend.backend(), config.distribute)
+    if distribution is None:
+        distribution = setup_distribution(keras.backend.backend(), config.distribute)
     try:
         splits, train, validation, test = _load_data(config, distribution)
         model = _build_model(config, splits.spec, distribution)
@@ -160,14 +180,43 @@ def run_training(config, command_line=None, rerun_command=None, extra_callbacks=
     `extra_callbacks` run after the protocol's own (a benchmark's timer, say);
     they must not change the training.
 
+    With several processes (`config.process_group()`), every process calls
+    this; process 0 decides the run directory's state and writes it, the
+    others work in a private scratch directory deleted at the end.
+
     Returns a `TrainingResult`. Raises `TrainingSetupError` or `DatasetError`
     before anything is written (`RunDirectoryInUse`, a `TrainingSetupError`,
-    while another process runs in the directory), and `TrainingDiverged` (after recording it in
-    `status.json`) when the loss becomes NaN or infinite.
+    while another process runs in the directory), `TrainingDiverged` (after recording it in
+    `status.json`) when the loss becomes NaN or infinite, and `ProcessLost`
+    when another process of a multi-process run stops answering.
     """
     config = config.resolved()
     validate_config(config)
+    processes = config.process_group()
     notices = check_packages(config)
+    if not processes.multi_process:
+        return _run_alone(config, notices, command_line, rerun_command, extra_callbacks)
+    # Joined first: JAX must know its processes before it computes anything,
+    # and process 0 tells the others what it found in the run directory.
+    distribution = setup_distribution(keras.backend.backend(), config.distribute, processes)
+    try:
+        if distribution.is_chief:
+            return _run_as_chief(config, distribution, notices, command_line, rerun_command, extra_callbacks)
+        return _run_as_worker(config, distribution, extra_callbacks)
+    except Exception as error:
+        reason = distribution.lost_process_reason(error)
+        if reason is None:
+            raise
+        raise ProcessLost(
+            f"process {processes.process_id} of {processes.num_processes}: another process stopped "
+            f"answering ({reason}); the run directory keeps the last finished epoch: restart every "
+            "process with --resume"
+        ) from None
+    finally:
+        distribution.close()
+
+
+def _run_alone(config, notices, command_line, rerun_command, extra_callbacks):
     state = check_output_dir(config)
     files = RunFiles(config.output_dir)
     if state == "finished":
@@ -189,17 +238,72 @@ def run_training(config, command_line=None, rerun_command=None, extra_callbacks=
         _announce_devices(config)
         prepared = prepare(config)
         try:
-            # "auto" needs the number of steps an epoch; a resumed run keeps the
-            # number it recorded.
-            recorded = read_json(files.config)["train_config"].get("log_gradients") if state == "resume" else None
-            config = with_gradient_log_freq(config, _steps_per_epoch(config, prepared), recorded)
-            return _train_and_evaluate(
-                config, files, prepared, state, started, command_line, rerun_command, extra_callbacks
-            )
+            return _train_prepared(config, files, prepared, state, started, command_line, rerun_command,
+                                   extra_callbacks)  # fmt: skip
         finally:
             prepared.distribution.close()
     finally:
         lock.release()
+
+
+def _train_prepared(config, files, prepared, state, started, command_line, rerun_command, extra_callbacks):
+    # "auto" needs the number of steps an epoch; a resumed run keeps the
+    # number it recorded.
+    recorded = read_json(files.config)["train_config"].get("log_gradients") if state == "resume" else None
+    config = with_gradient_log_freq(config, _steps_per_epoch(config, prepared), recorded)
+    return _train_and_evaluate(config, files, prepared, state, started, command_line, rerun_command, extra_callbacks)
+
+
+def _run_as_chief(config, distribution, notices, command_line, rerun_command, extra_callbacks):
+    """Process 0: `_run_alone`'s checks and lock, its decision shared."""
+    files = RunFiles(config.output_dir)
+    lock = None
+    try:
+        state = check_output_dir(config)
+        if state != "finished":
+            lock = RunLock(files.root).acquire()
+            state = check_output_dir(config)
+    except (TrainingSetupError, data_lib.DatasetError) as error:
+        distribution.broadcast_object({"error": str(error)})
+        if lock is not None:
+            lock.release()
+        raise
+    distribution.broadcast_object({"state": state})
+    try:
+        if state == "finished":
+            return TrainingResult(files.root, metrics=read_json(files.metrics), already_finished=True)
+        started = time.perf_counter()
+        for notice in notices if config.verbose else ():
+            print(notice, file=sys.stderr, flush=True)
+        _announce_devices(config)
+        prepared = prepare(config, distribution)
+        return _train_prepared(config, files, prepared, state, started, command_line, rerun_command, extra_callbacks)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_as_worker(config, distribution, extra_callbacks):
+    """Processes 1..N-1: the same training, written to a scratch directory
+    (a resumed run starts from a copy of process 0's directory, which must
+    be on storage every process reads)."""
+    decision = distribution.broadcast_object(None)
+    if "error" in decision:
+        raise TrainingSetupError(f"process 0 could not start the run: {decision['error']}")
+    state = decision["state"]
+    if state == "finished":
+        files = RunFiles(config.output_dir)
+        return TrainingResult(files.root, metrics=read_json(files.metrics), already_finished=True)
+    scratch = tempfile.mkdtemp(prefix=f"gradattn-process{distribution.process_id}-")
+    try:
+        files = RunFiles(os.path.join(scratch, "run"))
+        if state == "resume":
+            shutil.copytree(config.output_dir, files.root, ignore=shutil.ignore_patterns(LOCK_FILE))
+        config = dataclasses.replace(config, output_dir=files.root, verbose=0)
+        prepared = prepare(config, distribution)
+        return _train_prepared(config, files, prepared, state, time.perf_counter(), None, None, extra_callbacks)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _announce_devices(config):
@@ -244,7 +348,7 @@ def _train_and_evaluate(config, files, prepared, state, started, command_line, r
         epochs=config.epochs,
         # The pipelines shuffle (seeded, renewed every epoch); Keras must not.
         shuffle=False,
-        callbacks=[*protocol_callbacks.callbacks, *extra_callbacks],
+        callbacks=[*prepared.distribution.epoch_callbacks(), *protocol_callbacks.callbacks, *extra_callbacks],
         verbose=config.verbose,
     )
     diverged = protocol_callbacks.divergence.diverged
@@ -278,6 +382,7 @@ def _train_and_evaluate(config, files, prepared, state, started, command_line, r
         time_per_epoch_s=float(np.mean(epoch_seconds)) if epoch_seconds else None,
         evaluation_time_s=time.perf_counter() - evaluation_start,
         wall_time_this_process_s=time.perf_counter() - started,
+        num_processes=prepared.distribution.num_processes,
     )
     if config.probe_batches and not config.distribute:
         results["gradient_flow"] = _probe_gradient_flow(model, prepared, config, files)
@@ -319,14 +424,26 @@ def _probe_gradient_flow(model, prepared, config, files):
 
 
 def _predict(model, prepared):
+    """Test logits and labels, in the test split's order; with several
+    processes, each predicts its rows (`_test_rows`) and all gather them."""
+    distribution = prepared.distribution
     test_split = prepared.splits.test
     logits = np.asarray(model.predict(prepared.test, verbose=0), dtype=np.float64)
     if test_split.in_memory:
-        labels = test_split.labels
+        labels = test_split.labels[_test_rows(len(test_split), distribution)]
     else:
         labels = np.concatenate([np.asarray(batch[1]) for batch in prepared.test])
-        if prepared.distribution.batch_multiple > 1:
+        if distribution.batch_multiple > 1:
             weights = np.concatenate([np.asarray(batch[2]) for batch in prepared.test])
             labels = labels[weights > 0]
     # Evaluation batches may be padded for data-parallel runs: keep the real rows.
-    return logits[: len(labels)], np.asarray(labels)
+    logits, labels = logits[: len(labels)], np.asarray(labels)
+    if distribution.num_processes == 1:
+        return logits, labels
+    count = len(test_split)
+    all_logits = np.empty((count, logits.shape[1]), np.float64)
+    all_labels = np.empty(count, labels.dtype)
+    for process_id, (shard_logits, shard_labels) in enumerate(distribution.all_gather_object((logits, labels))):
+        rows = np.arange(process_id, count, distribution.num_processes)
+        all_logits[rows], all_labels[rows] = shard_logits, shard_labels
+    return all_logits, all_labels

@@ -24,7 +24,7 @@ def test_torch_is_refused_with_a_way_out():
         setup_distribution("torch", enabled=True)
     message = str(error.value)
     assert message == TORCH_REFUSAL and "\n" not in message
-    assert "no built-in data parallelism" in message and "DistributedDataParallel" in message
+    assert "several processes" in message and "torchrun" in message and "--num-processes" in message
 
 
 def test_single_device_when_not_asked():

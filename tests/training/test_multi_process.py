@@ -1,0 +1,202 @@
+"""Multi-process training (`--distribute --num-processes N`), with real processes on 127.0.0.1.
+
+Each test starts `gradattn-train` processes for the suite's backend and
+bounds every wait. The runs are tiny: a synthetic dataset without
+augmentation, ResNet-18 (no dropout), one process thread each.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from keras_gradattn.callbacks import TrainingJournal
+
+BACKEND = keras.backend.backend()
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Backends whose processes can train together.
+MULTI_PROCESS_BACKENDS = ("torch",)
+needs_multi_process = pytest.mark.skipif(
+    BACKEND not in MULTI_PROCESS_BACKENDS, reason=f"multi-process training: {', '.join(MULTI_PROCESS_BACKENDS)}"
+)
+# 64 of the 280 training images and a batch of 64: one batch an epoch, so
+# that the two runs see the same rows in each step whatever the shuffle.
+TINY_RUN = [
+    "--dataset", "synthetic", "--dataset-arg", "num_examples=400", "--dataset-arg", "image_size=32",
+    "--model", "resnet18", "--max-train-samples", "64", "--batch-size", "64", "--probe-batches", "0",
+    "--log-gradients", "off", "--verbose", "2",
+]  # fmt: skip
+PROCESS_TIMEOUT_S = 240
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _environment():
+    # One thread a process: two processes share this machine's cores.
+    return dict(os.environ, PYTHONPATH=REPO, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", KERAS_BACKEND=BACKEND)
+
+
+def _command(output_dir, *flags):
+    return [sys.executable, "-m", "keras_gradattn.cli.train", "--backend", BACKEND, *TINY_RUN,
+            "--output-dir", str(output_dir), *flags]  # fmt: skip
+
+
+def _start_group(output_dir, count, *flags, logs):
+    coordinator = f"127.0.0.1:{_free_port()}"
+    processes = []
+    for process_id in range(count):
+        log = open(logs / f"process{process_id}.log", "w")
+        command = _command(output_dir, "--distribute", "--num-processes", str(count), "--process-id",
+                           str(process_id), "--coordinator", coordinator, "--process-timeout", "60", *flags)  # fmt: skip
+        processes.append(subprocess.Popen(command, env=_environment(), stdout=log, stderr=subprocess.STDOUT))
+    return processes
+
+
+def _wait_all(processes, timeout=PROCESS_TIMEOUT_S):
+    deadline = time.monotonic() + timeout
+    try:
+        return [process.wait(timeout=max(1.0, deadline - time.monotonic())) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def _weights(path):
+    model = keras.saving.load_model(path)
+    return [np.asarray(weight) for weight in model.get_weights()]
+
+
+@needs_multi_process
+def test_two_processes_train_like_one(tmp_path):
+    single = tmp_path / "single"
+    result = subprocess.run(_command(single, "--epochs", "3"), env=_environment(), capture_output=True,
+                            text=True, timeout=PROCESS_TIMEOUT_S)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    group = tmp_path / "group"
+    codes = _wait_all(_start_group(group, 2, "--epochs", "3", logs=tmp_path))
+    assert codes == [0, 0], (tmp_path / "process0.log").read_text()[-3000:]
+
+    one, two = (TrainingJournal.read_history(run / "history.csv") for run in (single, group))
+    assert len(one) == len(two) == 3
+    # Float noise only: each process sums half the batch, and the halves'
+    # gradients and BatchNorm moments are summed across processes, in another
+    # order than on one process. Epoch 1's training loss (the initial weights)
+    # agrees to about 1e-7. Later losses are near zero and Adam turns noise in
+    # near-zero gradients into steps of up to the learning rate, so they agree
+    # in absolute, not relative, terms; the validation loss also goes through
+    # BatchNorm's moving variance, E[x^2] - E[x]^2, which cancels in
+    # near-constant channels (measured: up to 1.3e-3 relative).
+    assert two[0]["loss"] == pytest.approx(one[0]["loss"], rel=1e-5)
+    for row_one, row_two in zip(one, two):
+        assert row_two["loss"] == pytest.approx(row_one["loss"], abs=1e-4), (row_one, row_two)
+        assert row_two["val_loss"] == pytest.approx(row_one["val_loss"], rel=5e-3), (row_one, row_two)
+        assert row_two["accuracy"] == pytest.approx(row_one["accuracy"], abs=1e-6)
+    # An Adam step moves a weight by up to the learning rate (1e-3) whatever
+    # the gradient's size: a few weights differ by about that, almost all
+    # agree to 1e-5. Without the averaging of gradients most weights differ.
+    one_weights, two_weights = (_weights(run / "best.keras") for run in (single, group))
+    differences = np.concatenate([np.abs(a - b).ravel() for a, b in zip(one_weights, two_weights)])
+    assert np.quantile(differences, 0.99) < 1e-5
+    assert differences.max() < 1e-2  # BatchNorm's moving variances included
+
+    metrics_one, metrics_two = (json.loads((run / "metrics.json").read_text()) for run in (single, group))
+    # The test split is shared out and gathered: every example counted once.
+    assert metrics_two["num_examples"] == metrics_one["num_examples"] == 60
+    assert metrics_two["nll"] == pytest.approx(metrics_one["nll"], rel=1e-3)
+    assert metrics_two["num_processes"] == 2 and metrics_one["num_processes"] == 1
+    distribution = json.loads((group / "config.json").read_text())["distribution"]
+    assert distribution["num_processes"] == 2 and len(distribution["devices"]) == 2
+    # Process 1 wrote nothing beside process 0's files.
+    assert sorted(os.listdir(tmp_path)) == ["group", "process0.log", "process1.log", "single"]
+
+
+@needs_multi_process
+def test_a_killed_process_stops_the_others_and_the_run_resumes(tmp_path):
+    run = tmp_path / "run"
+    processes = _start_group(run, 2, "--epochs", "50", "--max-train-samples", "256", logs=tmp_path)
+    try:
+        deadline = time.monotonic() + PROCESS_TIMEOUT_S
+        while time.monotonic() < deadline and len(_history_rows(run)) < 1:
+            assert all(process.poll() is None for process in processes), (tmp_path / "process0.log").read_text()
+            time.sleep(0.5)
+        assert _history_rows(run), "no epoch finished in time"
+        processes[1].send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        code = processes[0].wait(timeout=90)
+        waited = time.monotonic() - killed
+    finally:
+        _wait_all(processes, timeout=5)
+    log = (tmp_path / "process0.log").read_text()
+    errors = [line for line in log.splitlines() if ": error: " in line]
+    assert code == 4, log[-3000:]
+    assert len(errors) == 1 and "another process stopped answering" in errors[0] and "--resume" in errors[0]
+    assert "Traceback" not in log
+    assert waited < 60
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "running"
+
+    # Resumable: the same command with --resume, stopped after one more epoch.
+    finished_epochs = len(_history_rows(run))
+    codes = _wait_all(_start_group(run, 2, "--epochs", str(finished_epochs + 1), "--max-train-samples", "256",
+                                   "--resume", logs=tmp_path))  # fmt: skip
+    assert codes == [0, 0], (tmp_path / "process0.log").read_text()[-3000:]
+    assert len(_history_rows(run)) == finished_epochs + 1
+    assert json.loads((run / "status.json").read_text())["status"] == "finished"
+
+
+def _history_rows(run):
+    path = run / "history.csv"
+    return TrainingJournal.read_history(path) if path.exists() else []
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--distribute", "--num-processes", "2", "--process-id", "2", "--coordinator", "127.0.0.1:29999"],
+         "--process-id must be an integer from 0 to 1"),
+        (["--distribute", "--num-processes", "2", "--process-id", "0", "--coordinator", "127.0.0.1:29999",
+          "--batch-size", "33"], "must be a multiple of the 2 processes"),
+        (["--distribute", "--num-processes", "2", "--process-id", "0", "--coordinator", "localhost"],
+         "--coordinator must be HOST:PORT"),
+        (["--distribute", "--num-processes", "2", "--process-id", "1"], "needs --coordinator HOST:PORT"),
+        (["--num-processes", "2", "--process-id", "1", "--coordinator", "127.0.0.1:29999"],
+         "--num-processes needs --distribute"),
+    ],
+    ids=["process-id-out-of-range", "batch-not-divisible", "malformed-coordinator", "no-coordinator",
+         "no-distribute"],
+)  # fmt: skip
+def test_bad_process_flags_are_one_line_and_write_nothing(tmp_path, flags, message):
+    run = tmp_path / "run"
+    result = subprocess.run(_command(run, "--epochs", "1", *flags), env=_environment(), capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert len(lines) == 1 and message in lines[0], result.stderr[-3000:]
+    assert not run.exists()
+
+
+@needs_multi_process
+def test_an_unreachable_coordinator_is_a_bounded_one_line_error(tmp_path):
+    run = tmp_path / "run"
+    flags = ["--distribute", "--num-processes", "2", "--process-id", "1", "--coordinator",
+             f"127.0.0.1:{_free_port()}", "--process-timeout", "5", "--epochs", "1"]  # fmt: skip
+    started = time.monotonic()
+    result = subprocess.run(_command(run, *flags), env=_environment(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert len(lines) == 1 and "could not reach the coordinator" in lines[0], result.stderr[-3000:]
+    assert time.monotonic() - started < 90
+    assert not run.exists()
