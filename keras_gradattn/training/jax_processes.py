@@ -30,6 +30,7 @@ down (it would wait for the lost one, then abort): they leave at once.
 
 import math
 import pickle
+import re
 import socket
 import time
 
@@ -43,12 +44,26 @@ from keras_gradattn.training.errors import TrainingSetupError
 _CONNECT_RETRY_S = 0.5
 
 
-def lost_process_errors():
-    """The exceptions a collective raises when another process is gone: JAX's
-    runtime error (`Gloo all-reduce failed: ... Connection reset by peer`),
-    or the same message as a `ValueError` when it happens inside the
-    equality check of a `device_put`."""
-    return (jax.errors.JaxRuntimeError, ValueError)
+# Words of the errors JAX's collectives raise when a peer is gone.
+_LOST_PROCESS_MARKERS = ("Gloo", "Connection closed", "Connection reset", "heartbeat", "DEADLINE_EXCEEDED")
+
+
+def lost_process_reason(error):
+    """The line of `error` that says another process is gone, without its
+    source location, or None when `error` says nothing of the kind.
+
+    A dead peer makes JAX's next collective raise a `JaxRuntimeError`
+    (`UNKNOWN: Gloo all-reduce failed: [.../pair.cc:538] Read error ...:
+    Connection reset by peer`), or the same message as a `ValueError` when it
+    happens in the equality check of a `device_put`.
+    """
+    if not isinstance(error, (jax.errors.JaxRuntimeError, ValueError)):
+        return None
+    for line in str(error).splitlines():
+        if any(marker in line for marker in _LOST_PROCESS_MARKERS):
+            line = re.sub(r"^[A-Z_]+: ", "", line.strip())
+            return re.sub(r"\[[^\]]*\.cc:\d+\]\s*", "", line)[:160]
+    return None
 
 
 def connect(spec):
@@ -117,7 +132,9 @@ def shutdown():
     shutdown would wait for it, then abort this process)."""
     try:
         multihost_utils.sync_global_devices("keras_gradattn: shutdown")
-    except lost_process_errors():
+    except Exception as error:
+        if lost_process_reason(error) is None:
+            raise
         return False
     jax.distributed.shutdown()
     return True

@@ -89,3 +89,19 @@ def test_local_rows_predict_is_plain_predict_on_one_process():
     jax_processes.predict_local_rows(model)
     np.testing.assert_allclose(model.predict(inputs, batch_size=4, verbose=0), expected, rtol=1e-6)
     assert model.predict_function.keeps_local_rows
+
+
+@needs_jax
+def test_a_lost_peer_is_told_from_other_errors():
+    import jax
+
+    from keras_gradattn.training import jax_processes
+
+    # As measured when the other process was killed (JAX_MULTIPROCESS_NOTES.md).
+    gloo = "UNKNOWN: Gloo all-reduce failed: [external/gloo/gloo/transport/tcp/pair.cc:538] Read error [127.0.0.1]:5035: Connection reset by peer"  # noqa: E501
+    assert jax_processes.lost_process_reason(ValueError(gloo)) == (
+        "Gloo all-reduce failed: Read error [127.0.0.1]:5035: Connection reset by peer"
+    )
+    assert jax_processes.lost_process_reason(jax.errors.JaxRuntimeError(gloo)).startswith("Gloo all-reduce")
+    assert jax_processes.lost_process_reason(ValueError("operands could not be broadcast")) is None
+    assert jax_processes.lost_process_reason(KeyError(gloo)) is None

@@ -17,12 +17,13 @@ import keras
 import numpy as np
 import pytest
 
+import keras_gradattn.models  # noqa: F401 (registers the classes best.keras names, for load_model)
 from keras_gradattn.callbacks import TrainingJournal
 
 BACKEND = keras.backend.backend()
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Backends whose processes can train together.
-MULTI_PROCESS_BACKENDS = ("torch",)
+MULTI_PROCESS_BACKENDS = ("jax", "torch")
 needs_multi_process = pytest.mark.skipif(
     BACKEND not in MULTI_PROCESS_BACKENDS, reason=f"multi-process training: {', '.join(MULTI_PROCESS_BACKENDS)}"
 )
