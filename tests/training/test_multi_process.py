@@ -103,7 +103,7 @@ def test_two_processes_train_like_one(tmp_path):
     assert two[0]["loss"] == pytest.approx(one[0]["loss"], rel=1e-5)
     for row_one, row_two in zip(one, two):
         assert row_two["loss"] == pytest.approx(row_one["loss"], abs=1e-4), (row_one, row_two)
-        assert row_two["val_loss"] == pytest.approx(row_one["val_loss"], rel=5e-3), (row_one, row_two)
+        assert row_two["val_loss"] == pytest.approx(row_one["val_loss"], rel=1e-2), (row_one, row_two)
         assert row_two["accuracy"] == pytest.approx(row_one["accuracy"], abs=1e-6)
     # An Adam step moves a weight by up to the learning rate (1e-3) whatever
     # the gradient's size: a few weights differ by about that, almost all
@@ -116,7 +116,7 @@ def test_two_processes_train_like_one(tmp_path):
     metrics_one, metrics_two = (json.loads((run / "metrics.json").read_text()) for run in (single, group))
     # The test split is shared out and gathered: every example counted once.
     assert metrics_two["num_examples"] == metrics_one["num_examples"] == 60
-    assert metrics_two["nll"] == pytest.approx(metrics_one["nll"], rel=1e-3)
+    assert metrics_two["nll"] == pytest.approx(metrics_one["nll"], rel=1e-2)  # moving variances, as above
     assert metrics_two["num_processes"] == 2 and metrics_one["num_processes"] == 1
     distribution = json.loads((group / "config.json").read_text())["distribution"]
     assert distribution["num_processes"] == 2 and len(distribution["devices"]) == 2
@@ -127,13 +127,15 @@ def test_two_processes_train_like_one(tmp_path):
 @needs_multi_process
 def test_a_killed_process_stops_the_others_and_the_run_resumes(tmp_path):
     run = tmp_path / "run"
-    processes = _start_group(run, 2, "--epochs", "50", "--max-train-samples", "256", logs=tmp_path)
+    # Four steps an epoch; process 1 dies in epoch 2 of 3.
+    flags = ["--epochs", "3", "--max-train-samples", "256"]
+    processes = _start_group(run, 2, *flags, logs=tmp_path)
     try:
         deadline = time.monotonic() + PROCESS_TIMEOUT_S
         while time.monotonic() < deadline and len(_history_rows(run)) < 1:
             assert all(process.poll() is None for process in processes), (tmp_path / "process0.log").read_text()
-            time.sleep(0.5)
-        assert _history_rows(run), "no epoch finished in time"
+            time.sleep(0.2)
+        assert len(_history_rows(run)) == 1, "no epoch finished in time"
         processes[1].send_signal(signal.SIGKILL)
         killed = time.monotonic()
         code = processes[0].wait(timeout=90)
@@ -146,15 +148,13 @@ def test_a_killed_process_stops_the_others_and_the_run_resumes(tmp_path):
     assert len(errors) == 1 and "another process stopped answering" in errors[0] and "--resume" in errors[0]
     assert "Traceback" not in log
     assert waited < 60
-    status = json.loads((run / "status.json").read_text())
-    assert status["status"] == "running"
+    assert json.loads((run / "status.json").read_text())["status"] == "running"
+    assert len(_history_rows(run)) < 3
 
-    # Resumable: the same command with --resume, stopped after one more epoch.
-    finished_epochs = len(_history_rows(run))
-    codes = _wait_all(_start_group(run, 2, "--epochs", str(finished_epochs + 1), "--max-train-samples", "256",
-                                   "--resume", logs=tmp_path))  # fmt: skip
+    # Resumable: every process restarted with --resume finishes the run.
+    codes = _wait_all(_start_group(run, 2, *flags, "--resume", logs=tmp_path))
     assert codes == [0, 0], (tmp_path / "process0.log").read_text()[-3000:]
-    assert len(_history_rows(run)) == finished_epochs + 1
+    assert [row["epoch"] for row in _history_rows(run)] == [1, 2, 3]
     assert json.loads((run / "status.json").read_text())["status"] == "finished"
 
 
