@@ -1,7 +1,10 @@
 """The JAX process group's pieces that one process can check (the group
 itself runs in tests/training/test_multi_process.py)."""
 
+import os
 import socket
+import subprocess
+import sys
 import time
 
 import keras
@@ -105,3 +108,18 @@ def test_a_lost_peer_is_told_from_other_errors():
     assert jax_processes.lost_process_reason(jax.errors.JaxRuntimeError(gloo)).startswith("Gloo all-reduce")
     assert jax_processes.lost_process_reason(ValueError("operands could not be broadcast")) is None
     assert jax_processes.lost_process_reason(KeyError(gloo)) is None
+
+
+@needs_jax
+def test_importing_the_package_computes_nothing():
+    # jax.distributed.initialize must come before JAX's first computation;
+    # the command line imports the models and optimizers before it joins.
+    # (optimizers.py once created an Adam at import.)
+    code = (
+        "import keras_gradattn.cli.train, keras_gradattn.models, keras_gradattn.optimizers\n"
+        "from jax._src import xla_bridge\n"
+        "assert not xla_bridge.backends_are_initialized(), 'a JAX backend was initialised at import'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "KERAS_BACKEND": "jax"})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
