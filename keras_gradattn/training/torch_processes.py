@@ -66,21 +66,28 @@ def connect(spec):
         torch.cuda.set_device(local_rank)
     backend = "nccl" if use_cuda else "gloo"
     timeout = datetime.timedelta(seconds=spec.timeout_seconds)
+    # Under torchrun the launcher's agent already serves the store on
+    # MASTER_PORT; process 0 then joins it like the others.
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
+    serves_store = spec.is_chief and not agent_store
     try:
         store = dist.TCPStore(
             spec.coordinator_host, spec.coordinator_port, world_size=spec.num_processes,
-            is_master=spec.is_chief, timeout=timeout, wait_for_workers=True,
+            is_master=serves_store, timeout=timeout, wait_for_workers=not agent_store,
         )  # fmt: skip
         dist.init_process_group(
             backend, store=store, rank=spec.process_id, world_size=spec.num_processes, timeout=timeout
         )
     except (dist.DistError, RuntimeError, OSError) as error:
-        role = "listen on" if spec.is_chief else "reach"
+        problem = (
+            f"could not gather the other processes at {spec.coordinator}" if serves_store
+            else f"could not reach the coordinator {spec.coordinator}"
+        )  # fmt: skip
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TrainingSetupError(
-            f"process {spec.process_id} of {spec.num_processes} could not {role} the coordinator "
-            f"{spec.coordinator} within {spec.timeout_seconds:g} s ({first_line}); start process 0 first, "
-            "with the same --coordinator for every process, or raise --process-timeout."
+            f"process {spec.process_id} of {spec.num_processes} {problem} within {spec.timeout_seconds:g} s "
+            f"({first_line}); start every process with the same --num-processes and --coordinator "
+            "(process 0's address), or raise --process-timeout."
         ) from None
     return backend
 

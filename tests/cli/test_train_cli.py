@@ -388,9 +388,9 @@ def test_steps_per_execution_above_one_is_refused_on_torch(tmp_path, capsys):
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="the refusal is the torch backend's")
-def test_distribute_is_refused_on_torch(tmp_path, capsys):
+def test_distribute_in_one_process_is_refused_on_torch(tmp_path, capsys):
     code = main(["--distribute", "--output-dir", tmp_path / "run"])
-    expected = ["torch backend has no built-in data parallelism", "--backend jax"]
+    expected = ["needs several processes", "torchrun", "--num-processes N"]
     assert_one_line_error(code, capsys.readouterr().err, expected, tmp_path / "run")
 
 

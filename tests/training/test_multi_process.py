@@ -17,7 +17,8 @@ import keras
 import numpy as np
 import pytest
 
-import keras_gradattn.models  # noqa: F401 (registers the classes best.keras names, for load_model)
+from keras_gradattn.analysis.event_reader import find_event_files
+from keras_gradattn.analysis.event_reader import read_events
 from keras_gradattn.callbacks import TrainingJournal
 
 BACKEND = keras.backend.backend()
@@ -32,7 +33,7 @@ needs_multi_process = pytest.mark.skipif(
 TINY_RUN = [
     "--dataset", "synthetic", "--dataset-arg", "num_examples=400", "--dataset-arg", "image_size=32",
     "--model", "resnet18", "--max-train-samples", "64", "--batch-size", "64", "--probe-batches", "0",
-    "--log-gradients", "off", "--verbose", "2",
+    "--verbose", "2",
 ]  # fmt: skip
 # JAX, 2 processes on the loaded 2-core machine (load 8): the resumed 3-epoch run took 250-300 s.
 PROCESS_TIMEOUT_S = 480
@@ -60,7 +61,7 @@ def _start_group(output_dir, count, *flags, logs):
     for process_id in range(count):
         log = open(logs / f"process{process_id}.log", "w")
         command = _command(output_dir, "--distribute", "--num-processes", str(count), "--process-id",
-                           str(process_id), "--coordinator", coordinator, "--process-timeout", "60", *flags)  # fmt: skip
+                           str(process_id), "--coordinator", coordinator, "--process-timeout", "180", *flags)  # fmt: skip
         processes.append(subprocess.Popen(command, env=_environment(), stdout=log, stderr=subprocess.STDOUT))
     return processes
 
@@ -77,6 +78,8 @@ def _wait_all(processes, timeout=PROCESS_TIMEOUT_S):
 
 
 def _weights(path):
+    import keras_gradattn.models  # noqa: F401  (registers the classes a saved model names)
+
     model = keras.saving.load_model(path)
     return [np.asarray(weight) for weight in model.get_weights()]
 
@@ -121,6 +124,18 @@ def test_two_processes_train_like_one(tmp_path):
     assert metrics_two["num_processes"] == 2 and metrics_one["num_processes"] == 1
     distribution = json.loads((group / "config.json").read_text())["distribution"]
     assert distribution["num_processes"] == 2 and len(distribution["devices"]) == 2
+    # The gradient logger saw the averaged gradients (the first step's global
+    # norm is the one-process run's), and process 0 alone wrote them. (Torch
+    # only: with --distribute, JAX and TensorFlow log no gradients.)
+    if BACKEND == "torch":
+        assert len(find_event_files(group / "logs" / "gradients")) == 1
+        tags = [tag for tag in read_events(single / "logs" / "gradients").scalar_tags() if "global" in tag]
+        assert tags
+        for tag in tags:
+            (_, norms_one), (_, norms_two) = (
+                read_events(run / "logs" / "gradients").scalars[tag] for run in (single, group)
+            )  # fmt: skip
+            assert norms_two[0] == pytest.approx(norms_one[0], rel=1e-4), tag
     # Process 1 wrote nothing beside process 0's files.
     assert sorted(os.listdir(tmp_path)) == ["group", "process0.log", "process1.log", "single"]
 
@@ -202,3 +217,16 @@ def test_an_unreachable_coordinator_is_a_bounded_one_line_error(tmp_path):
     assert len(lines) == 1 and "could not reach the coordinator" in lines[0], result.stderr[-3000:]
     assert time.monotonic() - started < 90
     assert not run.exists()
+
+
+@needs_multi_process
+def test_torchrun_starts_a_run_from_its_environment(tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+               "--master-port", str(_free_port()), "-m", "keras_gradattn.cli.train", "--backend", BACKEND,
+               "--distribute", *TINY_RUN, "--epochs", "1", "--output-dir", str(run)]  # fmt: skip
+    result = subprocess.run(command, env=_environment(), capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-3000:]
+    distribution = json.loads((run / "config.json").read_text())["distribution"]
+    assert distribution["launcher"] == "torchrun" and distribution["num_processes"] == 2
+    assert json.loads((run / "metrics.json").read_text())["num_examples"] == 60
