@@ -11,10 +11,11 @@ from keras_gradattn.utils import register_serializable
 # `torch._foreach` kernels; deriving from it, rather than from
 # `keras.optimizers.Adam`, keeps that fast path for AdamL2 (a per-variable
 # Python loop costs several times the step of a small model there).
-# Only torch's is another class; elsewhere no instance is made at import,
-# since one would start TensorFlow's runtime before a multi-worker strategy
-# can configure it ("Collective ops must be configured at program startup").
-_BackendAdam = type(keras.optimizers.Adam()) if keras.backend.backend() == "torch" else keras.optimizers.Adam
+# `__new__` alone picks that class without creating variables: importing
+# this module must compute nothing, since a JAX process group must be joined
+# before JAX's first computation and TensorFlow's collectives configured
+# before its runtime starts.
+_BackendAdam = type(keras.optimizers.Adam.__new__(keras.optimizers.Adam))
 
 
 @register_serializable

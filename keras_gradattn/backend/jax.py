@@ -28,11 +28,12 @@ def _arguments_reaching_output(fn, args):
 
 
 def compute_devices():
-    """JAX's devices of its default platform (GPUs when its CUDA build sees
-    them, else the CPU), as "platform:id (kind)" ("cpu:id" for CPUs)."""
+    """This process's JAX devices of its default platform (GPUs when its CUDA
+    build sees them, else the CPU), as "platform:id (kind)" ("cpu:id" for
+    CPUs). With several processes, `jax.devices()` lists every process's."""
     return [
         f"cpu:{device.id}" if device.platform == "cpu" else f"{device.platform}:{device.id} ({device.device_kind})"
-        for device in jax.devices()
+        for device in jax.local_devices()
     ]
 
 

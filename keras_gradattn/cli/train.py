@@ -16,6 +16,7 @@ backend (keras_gradattn/cli/keras_backend.py).
 
 import argparse
 import dataclasses
+import os
 import shlex
 import sys
 
@@ -237,7 +238,13 @@ def main(argv=None):
     except TrainingDiverged as error:
         return _fail(f"training diverged: {error}", EXIT_DIVERGED)
     except ProcessLost as error:
-        return _fail(str(error), EXIT_PROCESS_LOST)
+        _fail(str(error), EXIT_PROCESS_LOST)
+        # The group cannot shut down without the lost process: JAX's exit
+        # handlers would wait for it, then abort (SIGABRT, pages of logs).
+        # Leave at once; the run directory holds its last finished epoch.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_PROCESS_LOST)
     except KeyboardInterrupt:
         return _fail("interrupted; continue with --resume", EXIT_INTERRUPTED)
     if result.already_finished and config.verbose:

@@ -14,6 +14,9 @@
   BatchNorm layers are switched to `synchronized=True` while training, so
   that their statistics are the global batch's, as on one device; saved
   `.keras` files keep `synchronized=False` so they load on every backend.
+- JAX, several processes (`JaxProcesses`, jax_processes.py): the same
+  `DataParallel` over every process's devices; each process feeds its
+  share of every global batch.
 - PyTorch: several processes only (one per device), on `torch.distributed`
   (`TorchProcesses`, torch_processes.py): Keras' torch backend has no data
   parallelism within one process.
@@ -124,6 +127,66 @@ class JaxDataParallel(SingleDevice):
 
     def describe(self):
         return {"strategy": self.name, "num_replicas": self.num_replicas, "devices": self.devices}
+
+
+class JaxProcesses(JaxDataParallel):
+    """One process of a JAX data-parallel group (see
+    keras_gradattn/training/jax_processes.py): `DataParallel` over every
+    process's devices, each process feeding its share of each global batch.
+    The global batch's loss, gradients and BatchNorm statistics are computed
+    as one array, so the training is the single process's; metrics come back
+    identical on every process.
+
+    Each process evaluates the whole validation split (the global evaluation
+    batch holds every example once per process: the means are unchanged) and
+    predicts its share of the test split.
+    """
+
+    name = "jax_multi_process_data_parallel"
+
+    def __init__(self, spec):
+        from keras_gradattn.training import jax_processes
+
+        self._jax = jax_processes
+        self.spec = spec
+        self.num_processes = spec.num_processes
+        self.process_id = spec.process_id
+        self.collective_backend = jax_processes.connect(spec)
+        self._previous = keras.distribution.distribution()
+        devices = keras.distribution.list_devices()
+        self.num_replicas = self.batch_multiple = len(devices)
+        # The pipelines shard the data already: Keras must not shard it again.
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
+        )
+        from keras_gradattn.backend import compute_devices
+
+        self.devices = [
+            f"process {index}: {', '.join(devices)}"
+            for index, devices in enumerate(self.all_gather_object(compute_devices()))
+        ]
+
+    def prepare_model(self, model):
+        return self._jax.predict_local_rows(model)
+
+    def close(self):
+        keras.distribution.set_distribution(self._previous)
+        self._jax.shutdown()
+
+    def describe(self):
+        return {
+            "strategy": self.name, "num_replicas": self.num_replicas, "num_processes": self.num_processes,
+            "collectives": self.collective_backend, "devices": self.devices, "launcher": self.spec.launcher,
+        }  # fmt: skip
+
+    def broadcast_object(self, value):
+        return self._jax.broadcast_object(value)
+
+    def all_gather_object(self, value):
+        return self._jax.all_gather_object(value)
+
+    def lost_process_reason(self, error):
+        return self._jax.lost_process_reason(error)
 
 
 class TensorFlowMirrored(SingleDevice):
@@ -310,9 +373,11 @@ def setup_distribution(backend, enabled, processes=None):
             return TorchProcesses(processes)
         if backend == "tensorflow":
             return TensorFlowProcesses(processes)
+        if backend == "jax":
+            return JaxProcesses(processes)
         raise TrainingSetupError(
-            f"--num-processes {processes.num_processes} is not available on the {backend} backend yet; "
-            "allowed: the torch and tensorflow backends."
+            f"--num-processes {processes.num_processes} is not available on the {backend} backend; "
+            "allowed: the jax, tensorflow and torch backends."
         )
     if backend == "jax":
         return JaxDataParallel()

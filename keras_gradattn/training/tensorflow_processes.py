@@ -1,5 +1,5 @@
 """Data parallelism over processes for Keras' TensorFlow backend, on
-`tf.distribute.MultiWorkerMirroredStrategy` (measurements: TF_MULTIWORKER_NOTES.md).
+`tf.distribute.MultiWorkerMirroredStrategy` (see docs/training.md, "Several processes and machines").
 
 - The workers: TF_CONFIG's (or KERAS_DISTRIBUTION_JOB_ADDRESSES') list when
   the launcher gave one; from `--coordinator HOST:PORT` alone, process `i`

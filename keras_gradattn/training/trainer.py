@@ -115,9 +115,16 @@ def _load_data(config, distribution):
     return splits, train, validation, test
 
 
-def _test_rows(count, distribution):
-    """The rows of a `count`-example test split that this process predicts."""
-    return np.arange(distribution.process_id, count, distribution.num_processes)
+def _test_rows(count, distribution, process_id=None):
+    """The rows of a `count`-example test split that process `process_id`
+    (default: this one) predicts: every `num_processes`-th, the shorter shares
+    completed by repeating a row, so that every process runs the same number
+    of equal batches (JAX's processes compute each batch together). The
+    repeated row's prediction lands twice on the same place when gathered."""
+    process_id = distribution.process_id if process_id is None else process_id
+    rows = np.arange(process_id, count, distribution.num_processes)
+    length = -(-count // distribution.num_processes)
+    return np.concatenate([rows, np.full(length - len(rows), rows[-1] if len(rows) else count - 1)]).astype(int)
 
 
 def _build_model(config, spec, distribution):
@@ -446,6 +453,6 @@ def _predict(model, prepared):
     all_logits = np.empty((count, logits.shape[1]), np.float64)
     all_labels = np.empty(count, labels.dtype)
     for process_id, (shard_logits, shard_labels) in enumerate(distribution.all_gather_object((logits, labels))):
-        rows = np.arange(process_id, count, distribution.num_processes)
+        rows = _test_rows(count, distribution, process_id)
         all_logits[rows], all_labels[rows] = shard_logits, shard_labels
     return all_logits, all_labels
