@@ -123,6 +123,15 @@ COMMANDS = (
         ),
     ),
     (
+        "scripts/compare_runs.py",
+        (
+            "How far apart two run directories are: the largest relative differences of their losses "
+            "epoch by epoch, and the 99th percentile and maximum of the differences of their best weights, "
+            "as one JSON line. The multi-process parity figures of "
+            "[training.md](training.md#several-processes-and-machines) come from it."
+        ),
+    ),
+    (
         "scripts/execute_notebooks.py",
         (
             "Runs the notebooks top to bottom (nbclient) with their committed parameters, or with `-p` "
