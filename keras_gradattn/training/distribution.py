@@ -161,10 +161,7 @@ class JaxProcesses(JaxDataParallel):
         )
         from keras_gradattn.backend import compute_devices
 
-        self.devices = [
-            f"process {index}: {', '.join(devices)}"
-            for index, devices in enumerate(self.all_gather_object(compute_devices()))
-        ]
+        self.devices = _devices_by_process(self.all_gather_object(compute_devices()))
 
     def prepare_model(self, model):
         return self._jax.predict_local_rows(model)
@@ -174,10 +171,7 @@ class JaxProcesses(JaxDataParallel):
         self._jax.shutdown()
 
     def describe(self):
-        return {
-            "strategy": self.name, "num_replicas": self.num_replicas, "num_processes": self.num_processes,
-            "collectives": self.collective_backend, "devices": self.devices, "launcher": self.spec.launcher,
-        }  # fmt: skip
+        return _describe_process_group(self, self.collective_backend)
 
     def broadcast_object(self, value):
         return self._jax.broadcast_object(value)
@@ -222,6 +216,20 @@ class TensorFlowMirrored(SingleDevice):
         return {"strategy": self.name, "num_replicas": self.num_replicas, "devices": self.devices}
 
 
+def _devices_by_process(devices_per_process):
+    """`["process 0: cpu:0", ...]` from every process's device list, in order."""
+    return [f"process {index}: {', '.join(devices)}" for index, devices in enumerate(devices_per_process)]
+
+
+def _describe_process_group(distribution, collectives, **extra):
+    """config.json's record of a multi-process distribution."""
+    return {
+        "strategy": distribution.name, "num_replicas": distribution.num_replicas,
+        "num_processes": distribution.num_processes, "collectives": collectives,
+        "devices": distribution.devices, "launcher": distribution.spec.launcher, **extra,
+    }  # fmt: skip
+
+
 def _batch_norm_layers(model):
     return [
         layer for layer in keras_internals.flatten_layers(model)
@@ -253,10 +261,7 @@ class TorchProcesses(SingleDevice):
         self.collective_backend = torch_processes.connect(spec)
         from keras_gradattn.backend import compute_devices
 
-        self.devices = [
-            f"process {index}: {', '.join(devices)}"
-            for index, devices in enumerate(self.all_gather_object(compute_devices()))
-        ]
+        self.devices = _devices_by_process(self.all_gather_object(compute_devices()))
 
     def prepare_model(self, model):
         return self._torch.make_data_parallel(model, _batch_norm_layers(model))
@@ -265,10 +270,7 @@ class TorchProcesses(SingleDevice):
         self._torch.close()
 
     def describe(self):
-        return {
-            "strategy": self.name, "num_replicas": self.num_replicas, "num_processes": self.num_processes,
-            "collectives": self.collective_backend, "devices": self.devices, "launcher": self.spec.launcher,
-        }  # fmt: skip
+        return _describe_process_group(self, self.collective_backend)
 
     def broadcast_object(self, value):
         return self._torch.broadcast_object(value)
@@ -308,10 +310,7 @@ class TensorFlowProcesses(TensorFlowMirrored):
         self.process_id = spec.process_id
         self.strategy = tensorflow_processes.connect(spec)
         self.num_replicas = self.strategy.num_replicas_in_sync
-        self.devices = [
-            f"process {index}: {', '.join(devices)}"
-            for index, devices in enumerate(self.all_gather_object(list(self.strategy.extended.worker_devices)))
-        ]
+        self.devices = _devices_by_process(self.all_gather_object(list(self.strategy.extended.worker_devices)))
 
     def prepare_model(self, model):
         return keras_internals.fit_under_multi_worker_mirrored_strategy(super().prepare_model(model))
@@ -320,11 +319,9 @@ class TensorFlowProcesses(TensorFlowMirrored):
         return self._tensorflow.distribute_training_data(self.strategy, dataset)
 
     def describe(self):
-        return {
-            "strategy": self.name, "num_replicas": self.num_replicas, "num_processes": self.num_processes,
-            "collectives": "ring/nccl (auto)", "devices": self.devices, "launcher": self.spec.launcher,
-            "workers": self._tensorflow.worker_addresses(self.spec),
-        }  # fmt: skip
+        return _describe_process_group(
+            self, "ring/nccl (auto)", workers=self._tensorflow.worker_addresses(self.spec)
+        )
 
     def broadcast_object(self, value):
         return self.all_gather_object(value if self.is_chief else None)[0]

@@ -228,7 +228,7 @@ def _run_alone(config, notices, command_line, rerun_command, extra_callbacks):
     state = check_output_dir(config)
     files = RunFiles(config.output_dir)
     if state == "finished":
-        return TrainingResult(files.root, metrics=read_json(files.metrics), already_finished=True)
+        return _finished(files)
 
     # One process at a time in a run directory; released (and the directory
     # removed again if this run created it and wrote nothing) however the
@@ -239,11 +239,8 @@ def _run_alone(config, notices, command_line, rerun_command, extra_callbacks):
         # finished a run there since the first look.
         state = check_output_dir(config)
         if state == "finished":
-            return TrainingResult(files.root, metrics=read_json(files.metrics), already_finished=True)
-        started = time.perf_counter()
-        for notice in notices if config.verbose else ():
-            print(notice, file=sys.stderr, flush=True)
-        _announce_devices(config)
+            return _finished(files)
+        started = _announce_start(config, notices)
         prepared = prepare(config)
         try:
             return _train_prepared(config, files, prepared, state, started, command_line, rerun_command,
@@ -252,6 +249,19 @@ def _run_alone(config, notices, command_line, rerun_command, extra_callbacks):
             prepared.distribution.close()
     finally:
         lock.release()
+
+
+def _finished(files):
+    return TrainingResult(files.root, metrics=read_json(files.metrics), already_finished=True)
+
+
+def _announce_start(config, notices):
+    """The notices and the devices line; returns the run's start time."""
+    started = time.perf_counter()
+    for notice in notices if config.verbose else ():
+        print(notice, file=sys.stderr, flush=True)
+    _announce_devices(config)
+    return started
 
 
 def _train_prepared(config, files, prepared, state, started, command_line, rerun_command, extra_callbacks):
@@ -279,11 +289,8 @@ def _run_as_chief(config, distribution, notices, command_line, rerun_command, ex
     distribution.broadcast_object({"state": state})
     try:
         if state == "finished":
-            return TrainingResult(files.root, metrics=read_json(files.metrics), already_finished=True)
-        started = time.perf_counter()
-        for notice in notices if config.verbose else ():
-            print(notice, file=sys.stderr, flush=True)
-        _announce_devices(config)
+            return _finished(files)
+        started = _announce_start(config, notices)
         prepared = prepare(config, distribution)
         return _train_prepared(config, files, prepared, state, started, command_line, rerun_command, extra_callbacks)
     finally:
@@ -300,8 +307,7 @@ def _run_as_worker(config, distribution, extra_callbacks):
         raise TrainingSetupError(f"process 0 could not start the run: {decision['error']}")
     state = decision["state"]
     if state == "finished":
-        files = RunFiles(config.output_dir)
-        return TrainingResult(files.root, metrics=read_json(files.metrics), already_finished=True)
+        return _finished(RunFiles(config.output_dir))
     scratch = tempfile.mkdtemp(prefix=f"gradattn-process{distribution.process_id}-")
     try:
         files = RunFiles(os.path.join(scratch, "run"))
