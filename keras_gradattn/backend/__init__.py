@@ -4,7 +4,8 @@ Everything else in the package is written with `keras.ops`. The backend
 modules (`jax.py`, `tensorflow.py`, `torch.py`) each implement
 `value_and_grad` with their engine's automatic differentiation,
 `compute_devices`, the devices each would compute on, and
-`with_static_shapes` for the compiled train, test and predict steps; the
+`with_static_shapes` for the compiled train, test and predict steps, and
+`applied_gradients`, the gradients a data-parallel step applies; the
 functions below pick the one of the active Keras backend. (Private
 Keras API, which is not backend-specific, is confined to
 `keras_gradattn/utils/keras_internals.py`.)
@@ -59,6 +60,19 @@ def with_static_shapes(step_function):
     static shapes already: there the function comes back unchanged.
     """
     return _backend_module().with_static_shapes(step_function)
+
+
+def applied_gradients(grads):
+    """The gradients the optimizer applies, from those one replica's step
+    computed, for code that runs inside a train step (the gradient-norm
+    recorder): under a TensorFlow distribution strategy with several
+    replicas, their sum over the replicas (each replica's loss is divided by
+    the replica count: the sum is the global batch's gradient); elsewhere
+    the gradients themselves (JAX's data-parallel step differentiates the
+    global batch's loss, and with several PyTorch processes each gradient is
+    averaged before the optimizer sees it).
+    """
+    return _backend_module().applied_gradients(list(grads))
 
 
 def _backend_module():

@@ -40,3 +40,9 @@ def compute_devices():
 def with_static_shapes(step_function):
     # jax.jit traces each input shape as its own static program already.
     return step_function
+
+
+def applied_gradients(grads):
+    # With `DataParallel` the step differentiates the loss of the global
+    # batch: the gradients are the applied ones already.
+    return list(grads)

@@ -33,3 +33,15 @@ def compute_devices():
 def with_static_shapes(step_function):
     # tf.function traces each input shape as its own static program already.
     return step_function
+
+
+def applied_gradients(grads):
+    """The gradients the replicas of a `tf.distribute` strategy apply, from
+    one replica's: their sum over the replicas in sync (each replica's loss
+    is already divided by the replica count, so the sum is the mean over the
+    global batch, which the optimizer's own all-reduce forms later). Outside
+    a strategy, or with one replica, the gradients come back unchanged."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return list(grads)
+    return list(context.all_reduce(tf.distribute.ReduceOp.SUM, list(grads)))

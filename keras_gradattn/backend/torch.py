@@ -17,8 +17,9 @@ def value_and_grad(fn, args):
 def compute_devices():
     """The device Keras' torch backend places tensors on (its
     `KERAS_TORCH_DEVICE`, else MPS, CUDA, XPU or the CPU), with the GPU's name;
-    every CUDA device when it is CUDA (`--distribute` is not available on torch,
-    so a run uses the first)."""
+    every CUDA device when it is CUDA (a run uses the first; with
+    `--distribute`, each process of a group uses the GPU torchrun's `LOCAL_RANK` names, else
+    its process id modulo the GPU count)."""
     import keras
 
     # Where Keras puts a new tensor is the device it computes on.
@@ -35,3 +36,9 @@ def with_static_shapes(step_function):
     return torch._dynamo.config.patch(
         automatic_dynamic_shapes=False, assume_static_by_default=True
     )(step_function)
+
+
+def applied_gradients(grads):
+    # With several processes, `torch_processes` averages each gradient as it
+    # accumulates, before the optimizer sees it: they are the applied ones.
+    return list(grads)

@@ -19,6 +19,13 @@ What is measured, and why there:
 - With `gradient_accumulation_steps=k`, the optimizer applies the mean of k
   micro-batch gradients every k-th call; the hook records exactly that mean,
   on those calls only.
+- Data parallelism: the norms are those of the gradient of the global
+  batch, which every replica applies. JAX's `DataParallel` step computes it
+  directly, and several PyTorch processes average theirs before `apply`
+  (`keras_gradattn.training.torch_processes`). Under a TensorFlow strategy
+  each replica's `apply` sees its own share, so the hook sums the shares
+  over the replicas first (`keras_gradattn.backend.applied_gradients`): one
+  all-reduce of the gradients per step more while the hook is installed.
 
 The result lives in non-trainable variables created with
 `optimizer.add_variable`, so that under JAX the stateless train step carries
@@ -39,10 +46,17 @@ import warnings
 import numpy as np
 from keras import ops
 
+from keras_gradattn import backend
 from keras_gradattn.callbacks.gradient_layout import GradientLayout
 from keras_gradattn.utils import keras_internals
 
 REDUCTIONS = ("mean", "last", "max")
+
+# The recorder's variables are written with the same value by every replica
+# of a distribution strategy (the summed gradients): under TensorFlow's, a
+# mirrored variable can be assigned inside a replica's step only with an
+# aggregation, and this one keeps the first replica's value.
+_SAME_ON_EVERY_REPLICA = "only_first_replica"
 
 # Attribute set on a hooked optimizer: lets a later recorder find and undo a
 # hook left behind by a fit that stopped with an exception (Keras does not
@@ -140,6 +154,7 @@ class GradientNormRecorder:
             initializer="zeros",
             dtype="float32",
             name="gradient_norm_window",
+            aggregation=_SAME_ON_EVERY_REPLICA,
         )
         # The variable -> group matrix lives on the device with the other
         # state: a constant converted in every step would be a host-to-device
@@ -150,6 +165,7 @@ class GradientNormRecorder:
             initializer=lambda shape, dtype=None: ops.convert_to_tensor(matrix, dtype=dtype),
             dtype="float32",
             name="gradient_norm_groups",
+            aggregation=_SAME_ON_EVERY_REPLICA,
         )
         if self.keep_gradients:
             self.last_gradients = [
@@ -158,6 +174,7 @@ class GradientNormRecorder:
                     initializer="zeros",
                     dtype="float32",
                     name=variable.path.replace("/", "_") + "_last_gradient",
+                    aggregation=_SAME_ON_EVERY_REPLICA,
                 )
                 for variable in self.variables
             ]
@@ -241,6 +258,10 @@ class GradientNormRecorder:
             applied.append(gradient)
         if not rows:
             return
+        # Under a TensorFlow strategy with several replicas, one replica's
+        # gradients are its share; the optimizer applies their sum, which it
+        # forms only later (in `_backend_update_step`, after clipping).
+        applied = backend.applied_gradients(applied)
 
         is_update_step = None
         if accumulation_steps:

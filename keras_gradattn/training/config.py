@@ -240,7 +240,7 @@ class TrainConfig:
         "TensorBoard in RUN_DIR/logs/gradients every N steps or each epoch; 'auto': every "
         f"ceil(steps per epoch / {protocol.GRADIENT_LOGS_PER_EPOCH}) steps, within "
         f"{protocol.GRADIENT_LOG_FREQ_BOUNDS[0]} and {protocol.GRADIENT_LOG_FREQ_BOUNDS[1]}, recorded in "
-        "config.json and kept by --resume; 'auto' is off with --distribute on JAX and TensorFlow")
+        "config.json and kept by --resume")
     probe_batches: int = _setting(
         protocol.PROBE_BATCHES, flag="--probe-batches", group="instruments", parse=int,
         help="after training, the paper's gradient-flow statistics (gradient of the loss with "
@@ -256,19 +256,9 @@ class TrainConfig:
         log_gradients = self.log_gradients
         if log_gradients is None:
             log_gradients = "auto"  # the default before "auto" was a word
-        if log_gradients == "auto" and not self.gradient_logging_available():
-            log_gradients = 0
         return dataclasses.replace(
             self, batch_size=batch_size, output_dir=os.fspath(output_dir), log_gradients=log_gradients
         )
-
-    def gradient_logging_available(self):
-        """Whether `GradientNormLogger` may run: always on one device; with
-        `distribute`, on torch only, where every process averages its
-        gradients before the optimizer (the hooked point) in eager code."""
-        import keras
-
-        return not self.distribute or keras.backend.backend() == "torch"
 
     def process_group(self, environ=None):
         """This process's `ProcessGroupSpec`: from the process flags, else the
@@ -348,12 +338,6 @@ def validate_config(config):
             "log_gradients",
             "{log_gradients} must be a positive number of steps, 'auto', 'epoch' or 'off', got {value!r}.",
             value=log_gradients,
-        )
-    if not config.gradient_logging_available() and log_gradients not in (None, 0, "auto"):
-        raise ConfigFieldError(
-            "log_gradients",
-            "{log_gradients} is not available with {distribute} (the optimizer hook is untested under "
-            "data parallelism); leave it out or pass {log_gradients} off.",
         )
     processes = config.process_group()
     if config.batch_size % processes.num_processes:

@@ -5,7 +5,8 @@ must exist before the backend starts:
     KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 python distributed_vs_single.py DIR
     KERAS_BACKEND=tensorflow python distributed_vs_single.py DIR     (2 logical CPUs, set here)
 Both runs use the CLI (`main`) with the same flags and global batch; the JSON
-line holds the largest differences of loss, metrics and final weights.
+line holds the largest differences of loss, metrics, final weights and
+logged gradient norms.
 """
 
 import json
@@ -23,6 +24,7 @@ if keras.backend.backend() == "tensorflow":
 import numpy as np  # noqa: E402
 
 from keras_gradattn.cli.train import main  # noqa: E402
+from keras_gradattn.analysis.event_reader import read_events  # noqa: E402
 from keras_gradattn.callbacks import TrainingJournal  # noqa: E402
 
 # ResNet-18 layout without dropout (dropout masks depend on the sharding) and
@@ -36,7 +38,7 @@ RUN = [
     # TensorFlow: graph mode without XLA (quicker to build); JAX keeps jit.
     "--jit-compile", "off" if keras.backend.backend() == "tensorflow" else "auto",
     "--model-arg", "stage_widths=(8, 16, 16, 32)", "--model-arg", "stem_width=8",
-    "--model-arg", "stage_blocks=(1, 1, 1, 1)",
+    "--model-arg", "stage_blocks=(1, 1, 1, 1)", "--log-gradients", "1",
 ]  # fmt: skip
 
 
@@ -49,12 +51,18 @@ def run(directory, distribute):
     with open(os.path.join(output, "metrics.json")) as file:
         metrics = json.load(file)
     weights = keras.saving.load_model(os.path.join(output, "best.keras")).get_weights()
-    return replicas, TrainingJournal.read_history(os.path.join(output, "history.csv")), metrics, weights
+    gradient_norms = {
+        tag: values
+        for tag, (_, values) in read_events(os.path.join(output, "logs", "gradients")).scalars.items()
+        if tag.startswith("grad_norm")
+    }
+    history = TrainingJournal.read_history(os.path.join(output, "history.csv"))
+    return replicas, history, metrics, weights, gradient_norms
 
 
 def main_(directory):
-    single_replicas, single_history, single_metrics, single_weights = run(directory, False)
-    replicas, history, metrics, weights = run(directory, True)
+    single_replicas, single_history, single_metrics, single_weights, single_norms = run(directory, False)
+    replicas, history, metrics, weights, norms = run(directory, True)
     print(json.dumps({
         "replicas": [single_replicas, replicas],
         "loss": max(abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in zip(single_history, history)),
@@ -65,6 +73,13 @@ def main_(directory):
         "test_examples": [single_metrics["num_examples"], metrics["num_examples"]],
         "weights": max(float(np.max(np.abs(a - b))) for a, b in zip(single_weights, weights)),
         "epochs": [len(single_history), len(history)],
+        # The gradient-norm recorder on both sides: the same tags, and the
+        # norms of each step's applied (global batch) gradients.
+        "gradient_norm_tags": [len(single_norms), sorted(single_norms) == sorted(norms)],
+        "gradient_norms": max(
+            float(np.max(np.abs(np.asarray(norms[tag]) - values) / np.abs(values)))
+            for tag, values in single_norms.items()
+        ),
     }))  # fmt: skip
 
 

@@ -71,3 +71,8 @@ def test_two_devices_train_like_one(tmp_path):
     assert differences["weights"] < 1e-4
     assert differences["val_accuracy"] <= 1 / 269
     assert differences["test_nll"] < 1e-3
+    # Every step's gradient norms (global, per stage, per layer), logged by
+    # the optimizer hook: the replicas' applied gradients are the one
+    # device's, within the same float noise as the loss.
+    assert differences["gradient_norm_tags"][0] > 10 and differences["gradient_norm_tags"][1]
+    assert differences["gradient_norms"] < 1e-3

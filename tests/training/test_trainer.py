@@ -65,17 +65,10 @@ def test_gradient_instruments_default_on_and_off_with_distribute():
     assert TrainConfig().resolved().log_gradients == "auto"
     assert TrainConfig(log_gradients=None).resolved().log_gradients == "auto"
     assert TrainConfig().probe_batches == protocol.PROBE_BATCHES == 20
-    # With --distribute, the optimizer hook sees averaged gradients on torch
-    # (processes average before the optimizer, in eager code): on there. On
-    # JAX and TensorFlow it is untested: off by default, refused when asked for.
+    # With --distribute, gradient logging is on by default and may be asked for.
+    assert TrainConfig(distribute=True).resolved().log_gradients == "auto"
+    validate_config(TrainConfig(distribute=True, log_gradients=10).resolved())
     validate_config(TrainConfig(distribute=True, log_gradients=0).resolved())
-    if keras.backend.backend() == "torch":
-        assert TrainConfig(distribute=True).resolved().log_gradients == "auto"
-        validate_config(TrainConfig(distribute=True, log_gradients=10).resolved())
-    else:
-        assert TrainConfig(distribute=True).resolved().log_gradients == 0
-        with pytest.raises(TrainingSetupError, match="log_gradients is not available with distribute"):
-            validate_config(TrainConfig(distribute=True, log_gradients=10).resolved())
     with pytest.raises(TrainingSetupError, match="log_gradients must be a positive number"):
         validate_config(TrainConfig(log_gradients=-5).resolved())
     for bad in ("sometimes", 2.5, True):
