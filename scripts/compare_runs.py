@@ -5,7 +5,8 @@
 Prints one JSON line: the largest relative difference of the training and
 validation losses over the epochs both ran, the first epoch's (same initial
 weights), and the 99th percentile and maximum of the absolute differences of
-the weights in `best.keras`. docs/training.md's multi-process parity figures
+the weights in `best.keras`, and, when both runs logged gradient norms
+(`logs/gradients`), their largest relative difference. docs/training.md's multi-process parity figures
 are this script on the `single` and `group` runs that
 tests/training/test_multi_process.py::test_two_processes_train_like_one leaves
 in pytest's `--basetemp` folder.
@@ -37,7 +38,7 @@ def compare(run_a, run_b):
         for run in (run_a, run_b)
     ]  # fmt: skip
     differences = np.abs(weights[0] - weights[1])
-    return {
+    comparison = {
         "epochs": len(rows),
         "first_epoch_loss_relative": relative("loss", rows[:1]),
         "loss_relative_max": relative("loss", rows),
@@ -46,6 +47,31 @@ def compare(run_a, run_b):
         "weights_abs_difference_q99": float(np.quantile(differences, 0.99)),
         "weights_abs_difference_max": float(differences.max()),
     }
+    gradient_norms = _gradient_norm_difference(run_a, run_b)
+    if gradient_norms is not None:
+        comparison["gradient_norms_relative_max"] = gradient_norms
+    return comparison
+
+
+def _gradient_norm_difference(run_a, run_b):
+    """The largest relative difference of the gradient norms both runs logged
+    (every `grad_norm*` tag, at the steps both logged); None without logs."""
+    from keras_gradattn.analysis.event_reader import find_event_files
+    from keras_gradattn.analysis.event_reader import read_events
+
+    directories = [os.path.join(run, "logs", "gradients") for run in (run_a, run_b)]
+    if not all(find_event_files(directory) for directory in directories):
+        return None
+    logged_a, logged_b = (read_events(directory).scalars for directory in directories)
+    largest = 0.0
+    for tag in sorted(set(logged_a) & set(logged_b)):
+        if not tag.startswith("grad_norm"):
+            continue
+        values_b = dict(zip(*logged_b[tag]))
+        for step, value in zip(*logged_a[tag]):
+            if step in values_b and value:
+                largest = max(largest, abs(values_b[step] - value) / abs(value))
+    return largest
 
 
 def main(argv=None):
