@@ -132,6 +132,15 @@ COMMANDS = (
         ),
     ),
     (
+        "scripts/design_space_report.py",
+        (
+            "The design-space tables and figure of [design_space.md](design_space.md#results) from an "
+            "experiment's committed runs: test top-1, paired differences against ResNet-18 and against "
+            "GradAttn, epochs to best, relative time per epoch, and gradient norms per stage; `--check` only "
+            "reports whether the page is current."
+        ),
+    ),
+    (
         "scripts/execute_notebooks.py",
         (
             "Runs the notebooks top to bottom (nbclient) with their committed parameters, or with `-p` "

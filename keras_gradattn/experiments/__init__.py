@@ -7,7 +7,9 @@ tables: mean and std per cell, paired differences against a baseline with an
 exact sign-flip test (`seed_statistics`, `aggregate`), and markdown beside
 the paper's reported figures (`paper`, `results_markdown`). It also writes
 TensorBoard HParams summaries of the finished runs into the runs folder
-(`tensorboard_hparams`). See docs/reproduce.md and docs/tensorboard.md.
+(`tensorboard_hparams`), and lays out the skip-connection comparison of
+docs/design_space.md (`design_space`). See docs/reproduce.md and
+docs/tensorboard.md.
 """
 
 from keras_gradattn.experiments.seed_statistics import confidence_interval_95
