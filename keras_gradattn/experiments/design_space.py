@@ -121,7 +121,7 @@ def comparison_rows(runs, baselines=BASELINES):
 
 
 def _against(by_seed, baseline_by_seed, baseline, model):
-    fields = {f"vs_{baseline}_{name}": None for name in ("mean_pp", "p_value", "wins", "losses", "n")}
+    fields = {f"vs_{baseline}_{name}": None for name in ("mean_pp", "p_value", "ahead", "behind", "n")}
     if baseline_by_seed is None or model == baseline:
         return fields
     seeds = sorted(set(by_seed) & set(baseline_by_seed))
@@ -132,7 +132,7 @@ def _against(by_seed, baseline_by_seed, baseline, model):
     )
     fields.update({
         f"vs_{baseline}_mean_pp": result["mean"], f"vs_{baseline}_p_value": result["p_value"],
-        f"vs_{baseline}_wins": result["wins"], f"vs_{baseline}_losses": result["losses"],
+        f"vs_{baseline}_ahead": result["wins"], f"vs_{baseline}_behind": result["losses"],
         f"vs_{baseline}_n": result["n"],
     })  # fmt: skip
     return fields
@@ -151,8 +151,8 @@ def _paired_cell(row, baseline):
     mean = row[f"vs_{baseline}_mean_pp"]
     if is_missing(mean):
         return "-"
-    wins, losses, n = (row[f"vs_{baseline}_{name}"] for name in ("wins", "losses", "n"))
-    return f"{fmt(mean, signed=True)} ({wins}/{losses} of {n}, p {fmt(row[f'vs_{baseline}_p_value'], 3)})"
+    ahead, behind, n = (row[f"vs_{baseline}_{name}"] for name in ("ahead", "behind", "n"))
+    return f"{fmt(mean, signed=True)} ({ahead}/{behind} of {n}, p {fmt(row[f'vs_{baseline}_p_value'], 3)})"
 
 
 def _scientific(value):

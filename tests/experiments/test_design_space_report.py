@@ -58,7 +58,7 @@ def test_rows_pair_every_model_with_both_baselines(tmp_path):
     assert rezero["top1_pct_mean"] == pytest.approx(89.6667, abs=1e-3) and rezero["n"] == 3
     # Paired by seed: rezero - resnet18 = -1, -1, -2 pp; gradattn - resnet18 = +2, 0, +3 pp.
     assert rezero["vs_resnet18_mean_pp"] == pytest.approx(-4 / 3)
-    assert (rezero["vs_resnet18_wins"], rezero["vs_resnet18_losses"], rezero["vs_resnet18_n"]) == (0, 3, 3)
+    assert (rezero["vs_resnet18_ahead"], rezero["vs_resnet18_behind"], rezero["vs_resnet18_n"]) == (0, 3, 3)
     assert rezero["vs_resnet18_p_value"] == pytest.approx(0.25)  # all signs alike: 2 of 8 patterns
     assert gradattn["vs_resnet18_mean_pp"] == pytest.approx(5 / 3)
     assert rezero["vs_gradattn_learned_pe_mean_pp"] == pytest.approx(-3.0)
