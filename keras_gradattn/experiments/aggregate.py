@@ -67,12 +67,12 @@ def load_run_records(root):
     Finished runs carry their test metrics; diverged or unfinished runs carry
     only their identity and status (counted, never averaged).
     """
-    records = []
-    for folder, _, files in sorted(os.walk(root)):
-        if "config.json" not in files:
-            continue
-        records.append(read_run_record(folder))
-    return records
+    return [read_run_record(folder) for folder in run_folders(root)]
+
+
+def run_folders(root):
+    """Every folder below `root` (any depth) that holds a run's config.json, sorted."""
+    return [folder for folder, _, files in sorted(os.walk(root)) if "config.json" in files]
 
 
 def read_run_record(folder):

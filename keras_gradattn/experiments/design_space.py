@@ -15,6 +15,7 @@ import numpy as np
 
 from keras_gradattn.experiments.aggregate import BUDGET_FIELDS
 from keras_gradattn.experiments.aggregate import read_run_record
+from keras_gradattn.experiments.aggregate import run_folders
 from keras_gradattn.experiments.results_markdown import backend_name
 from keras_gradattn.experiments.results_markdown import fmt
 from keras_gradattn.experiments.results_markdown import fmt_pm
@@ -62,9 +63,7 @@ def load_runs(runs_root):
     """The finished runs below `runs_root`: `read_run_record`'s fields plus
     `stage_norms` (from the run's gradient_probe.json, empty without one)."""
     runs = []
-    for folder, _, files in sorted(os.walk(runs_root)):
-        if "config.json" not in files:
-            continue
+    for folder in run_folders(runs_root):
         record = read_run_record(folder)
         if record["status"] != "finished" or record["top1_pct"] is None:
             continue
@@ -97,12 +96,13 @@ def comparison_rows(runs, baselines=BASELINES):
             connection, head = model_design(model)
             seeds = sorted(by_seed)
             top1 = [by_seed[seed]["top1_pct"] for seed in seeds]
+            top1_mean, top1_std, _ = mean_std(top1)
             time_per_epoch = _mean(by_seed[seed]["time_per_epoch_s"] for seed in seeds)
             row = {
                 "dataset": dataset, "backend": backend, **dict(zip(BUDGET_FIELDS, budget)),
                 "model": model, "connection": connection, "head": head, "n": len(seeds),
                 "seeds": " ".join(map(str, seeds)),
-                "top1_pct_mean": mean_std(top1)[0], "top1_pct_std": mean_std(top1)[1],
+                "top1_pct_mean": top1_mean, "top1_pct_std": top1_std,
                 "top1_pct_by_seed": top1,
                 "best_epoch_mean": _mean(by_seed[seed]["best_epoch"] for seed in seeds),
                 "time_per_epoch_s_mean": time_per_epoch,

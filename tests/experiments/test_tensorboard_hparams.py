@@ -25,7 +25,7 @@ def _fake_grid(runs):
     fake_run(runs / "digits" / "gradattn_nope" / "seed42-jax", model="gradattn_nope", status="diverged")
 
 
-def test_every_finished_run_is_a_session_with_its_metrics(tmp_path):
+def test_every_finished_run_is_an_hparams_trial_with_its_metrics(tmp_path):
     from tensorboard.plugins.hparams import metadata
 
     runs = tmp_path / "runs"
@@ -34,14 +34,14 @@ def test_every_finished_run_is_a_session_with_its_metrics(tmp_path):
 
     rope_dir = runs / "digits" / "gradattn_rope" / "seed43-torch" / "hparams"
     loaded = load_with_tensorboard(rope_dir)
-    session = loaded["tensors"][metadata.SESSION_START_INFO_TAG]
-    assert session["plugin"] == metadata.PLUGIN_NAME
-    start = metadata.parse_session_start_info_plugin_data(session["content"])
+    start_tensor = loaded["tensors"][metadata.SESSION_START_INFO_TAG]
+    assert start_tensor["plugin"] == metadata.PLUGIN_NAME
+    start = metadata.parse_session_start_info_plugin_data(start_tensor["content"])
     assert _hparam_values(start.hparams) == {
         "dataset": "digits", "model": "gradattn_rope", "seed": 43.0, "backend": "torch",
         "model_args": "num_layers=1 token_dim=16",
     }  # fmt: skip
-    assert start.group_name  # the session's group: runs with equal hparams
+    assert start.group_name  # the trial's group: runs with equal hparams
     assert {tag: points for tag, points in loaded["scalars"].items()} == {
         "test/top1_pct": [[0, pytest.approx(95.5)]],
         "test/ece": [[0, pytest.approx(0.02)]],
@@ -51,7 +51,7 @@ def test_every_finished_run_is_a_session_with_its_metrics(tmp_path):
     start = metadata.parse_session_start_info_plugin_data(resnet["tensors"][metadata.SESSION_START_INFO_TAG]["content"])
     assert _hparam_values(start.hparams)["model_args"] == "none"
     assert resnet["scalars"]["gradient_flow/health_score"] == [[0, 0.75]]
-    # A diverged run has no test metrics: no session.
+    # A diverged run has no test metrics: no HParams trial.
     assert not os.path.exists(runs / "digits" / "gradattn_nope" / "seed42-jax" / "hparams")
 
     experiment_events = load_with_tensorboard(runs)
