@@ -5,7 +5,8 @@ modules (`jax.py`, `tensorflow.py`, `torch.py`) each implement
 `value_and_grad` with their engine's automatic differentiation,
 `compute_devices`, the devices each would compute on, and
 `with_static_shapes` for the compiled train, test and predict steps, and
-`applied_gradients`, the gradients a data-parallel step applies; the
+`applied_gradients`, the gradients a data-parallel step applies, and
+`state_creation_scope`, where state written inside that step is made; the
 functions below pick the one of the active Keras backend. (Private
 Keras API, which is not backend-specific, is confined to
 `keras_gradattn/utils/keras_internals.py`.)
@@ -73,6 +74,15 @@ def applied_gradients(grads):
     averaged before the optimizer sees it).
     """
     return _backend_module().applied_gradients(list(grads))
+
+
+def state_creation_scope(model):
+    """A context manager in which variables that `model`'s train step writes
+    from every replica are created (the gradient-norm recorder's window):
+    under TensorFlow, `model`'s distribution strategy when none is active,
+    so that they are mirrored like the optimizer's own; elsewhere nothing.
+    """
+    return _backend_module().state_creation_scope(model)
 
 
 def _backend_module():

@@ -1,5 +1,7 @@
 """Automatic differentiation with jax.value_and_grad."""
 
+import contextlib
+
 import jax
 from jax.extend import core as jax_core
 
@@ -46,3 +48,9 @@ def applied_gradients(grads):
     # With `DataParallel` the step differentiates the loss of the global
     # batch: the gradients are the applied ones already.
     return list(grads)
+
+
+def state_creation_scope(model):
+    # `DataParallel` lays variables out when they are created, whatever the
+    # scope: nothing to enter.
+    return contextlib.nullcontext()

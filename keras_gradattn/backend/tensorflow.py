@@ -1,4 +1,6 @@
-"""Automatic differentiation with TensorFlow's GradientTape."""
+"""TensorFlow: GradientTape differentiation, devices, and `tf.distribute`."""
+
+import contextlib
 
 import tensorflow as tf
 
@@ -45,3 +47,16 @@ def applied_gradients(grads):
     if context is None or context.num_replicas_in_sync == 1:
         return list(grads)
     return list(context.all_reduce(tf.distribute.ReduceOp.SUM, list(grads)))
+
+
+def state_creation_scope(model):
+    """The scope in which state that every replica of `model`'s step writes
+    (the gradient-norm recorder's) must be created: `model`'s distribution
+    strategy, entered when no strategy is active. A callback runs outside
+    the strategy's scope; a variable created there is a plain one that
+    every replica writes (under `MirroredStrategy` a step counter would
+    count each step once per replica). Inside a strategy's scope or a
+    replica's step the variable is created mirrored already."""
+    if tf.distribute.has_strategy():
+        return contextlib.nullcontext()
+    return model.distribute_strategy.scope()

@@ -1,6 +1,8 @@
 """Automatic differentiation with torch.autograd; static shapes for
 torch.compile."""
 
+import contextlib
+
 import torch
 
 
@@ -42,3 +44,8 @@ def applied_gradients(grads):
     # With several processes, `torch_processes` averages each gradient as it
     # accumulates, before the optimizer sees it: they are the applied ones.
     return list(grads)
+
+
+def state_creation_scope(model):
+    # Several PyTorch processes each own plain variables: nothing to enter.
+    return contextlib.nullcontext()

@@ -26,6 +26,10 @@ What is measured, and why there:
   each replica's `apply` sees its own share, so the hook sums the shares
   over the replicas first (`keras_gradattn.backend.applied_gradients`): one
   all-reduce of the gradients per step more while the hook is installed.
+  The recorder's variables are created in the model's strategy scope
+  (`keras_gradattn.backend.state_creation_scope`), mirrored like the
+  optimizer's own, even though the logger installs the hook from a callback,
+  outside that scope: each step is then counted once, not once per replica.
 
 The result lives in non-trainable variables created with
 `optimizer.add_variable`, so that under JAX the stateless train step carries
@@ -146,6 +150,10 @@ class GradientNormRecorder:
         self.installed = True
 
     def _create_state(self):
+        with backend.state_creation_scope(self.model):
+            self._create_variables()
+
+    def _create_variables(self):
         self.variables = list(self.model.trainable_variables)
         self.layout = GradientLayout.from_model(self.model)
         self._row_of_variable = {id(variable): row for row, variable in enumerate(self.variables)}
