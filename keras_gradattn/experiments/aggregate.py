@@ -54,7 +54,11 @@ PAIRED_FIELDS = (
 
 def _read_json(path):
     with open(path) as file:
-        return json.load(file)
+        try:
+            return json.load(file)
+        except json.JSONDecodeError as error:
+            # Name the file: the decoder's own message says only where.
+            raise ValueError(f"{path} is not valid JSON ({error})") from None
 
 
 def _percent(value):

@@ -51,6 +51,8 @@ def stage_gradient_norms(probe):
     batches of each layer's output-gradient L2 norm, averaged over the
     layers of the stage (layers outside the backbone are left out)."""
     per_layer = np.mean(np.asarray(probe["per_batch"]["l2_norm"], dtype="float64"), axis=0)
+    if np.shape(per_layer) != (len(probe["layers"]),):
+        raise ValueError(f"{len(probe['layers'])} layers but norms of shape {np.shape(per_layer)} per batch")
     norms = {}
     for stage in STAGES:
         values = [value for layer, value in zip(probe["layers"], per_layer) if layer["name"].split("/")[0] == stage]
@@ -61,19 +63,31 @@ def stage_gradient_norms(probe):
 
 def load_runs(runs_root):
     """The finished runs below `runs_root`: `read_run_record`'s fields plus
-    `stage_norms` (from the run's gradient_probe.json, empty without one)."""
+    `folder` and `stage_norms` (from the run's gradient_probe.json, empty
+    without one). A file that cannot be read raises ValueError naming it."""
     runs = []
     for folder in run_folders(runs_root):
         record = read_run_record(folder)
         if record["status"] != "finished" or record["top1_pct"] is None:
             continue
-        probe_path = os.path.join(folder, "gradient_probe.json")
+        record["folder"] = folder
         record["stage_norms"] = {}
+        probe_path = os.path.join(folder, "gradient_probe.json")
         if os.path.exists(probe_path):
-            with open(probe_path) as file:
-                record["stage_norms"] = stage_gradient_norms(json.load(file))
+            record["stage_norms"] = _read_stage_norms(probe_path)
         runs.append(record)
     return runs
+
+
+def _read_stage_norms(probe_path):
+    with open(probe_path) as file:
+        try:
+            return stage_gradient_norms(json.load(file))
+        except (ValueError, KeyError, TypeError, IndexError) as error:
+            raise ValueError(
+                f"{probe_path} is not a gradient-flow probe file (gradattn-train's gradient_probe.json): "
+                f"{type(error).__name__}: {error}"
+            ) from None
 
 
 def _mean(values):
@@ -86,18 +100,31 @@ def comparison_rows(runs, baselines=BASELINES):
     groups = {}
     for run in runs:
         key = (run["dataset"], run["backend"], tuple(run[field] for field in BUDGET_FIELDS))
-        groups.setdefault(key, {}).setdefault(run["model"], {})[run["seed"]] = run
+        by_seed = groups.setdefault(key, {}).setdefault(run["model"], {})
+        if run["seed"] in by_seed:
+            # Two runs of one configuration would weigh one seed twice in
+            # the paired tests; which one counts is the user's choice.
+            raise ValueError(
+                f"two finished runs of {run['model']} with seed {run['seed']} on {run['dataset']} "
+                f"({run['backend']}) and the same budget: {by_seed[run['seed']].get('folder')} and "
+                f"{run.get('folder')}; keep one"
+            )
+        by_seed[run["seed"]] = run
     rows = []
     for (dataset, backend, budget), by_model in groups.items():
-        reference_time = None
-        if "resnet18" in by_model:
-            reference_time = _mean(run["time_per_epoch_s"] for run in by_model["resnet18"].values())
         for model, by_seed in by_model.items():
             connection, head = model_design(model)
             seeds = sorted(by_seed)
             top1 = [by_seed[seed]["top1_pct"] for seed in seeds]
             top1_mean, top1_std, _ = mean_std(top1)
             time_per_epoch = _mean(by_seed[seed]["time_per_epoch_s"] for seed in seeds)
+            # Each seed's time against ResNet-18's on the same seed, then
+            # averaged: a ratio of means would compare different seed sets
+            # when a model lacks a seed ResNet-18 has, or the reverse.
+            relative_time = _mean(
+                _ratio(by_seed[seed]["time_per_epoch_s"], by_model["resnet18"][seed]["time_per_epoch_s"])
+                for seed in seeds if seed in by_model.get("resnet18", {})
+            )  # fmt: skip
             row = {
                 "dataset": dataset, "backend": backend, **dict(zip(BUDGET_FIELDS, budget)),
                 "model": model, "connection": connection, "head": head, "n": len(seeds),
@@ -106,9 +133,7 @@ def comparison_rows(runs, baselines=BASELINES):
                 "top1_pct_by_seed": top1,
                 "best_epoch_mean": _mean(by_seed[seed]["best_epoch"] for seed in seeds),
                 "time_per_epoch_s_mean": time_per_epoch,
-                "time_per_epoch_relative": (
-                    time_per_epoch / reference_time if time_per_epoch and reference_time else None
-                ),
+                "time_per_epoch_relative": relative_time,
                 "health_score_mean": _mean(by_seed[seed]["health_score"] for seed in seeds),
                 "average_decay_rate_mean": _mean(by_seed[seed]["average_decay_rate"] for seed in seeds),
             }  # fmt: skip
@@ -118,6 +143,12 @@ def comparison_rows(runs, baselines=BASELINES):
                 row.update(_against(by_seed, by_model.get(baseline), baseline, model))
             rows.append(row)
     return sorted(rows, key=_row_order)
+
+
+def _ratio(value, reference):
+    if is_missing(value) or is_missing(reference) or not reference:
+        return None
+    return value / reference
 
 
 def _against(by_seed, baseline_by_seed, baseline, model):
@@ -177,13 +208,14 @@ def comparison_markdown(rows, baselines=BASELINES):
         )
     lines += [
         "",
-        "| connection | head | health score | average decay rate | "
+        "| connection | head | model | health score | average decay rate | "
         + " | ".join(f"{stage} norm" for stage in STAGES) + " |",
-        "| --- | --- | ---: | ---: | " + " | ".join("---:" for _ in STAGES) + " |",
+        "| --- | --- | --- | ---: | ---: | " + " | ".join("---:" for _ in STAGES) + " |",
     ]
     for row in rows:
         lines.append(
-            f"| {row['connection']} | {HEAD_LABELS[row['head']]} | {fmt(row['health_score_mean'], 3)} | "
+            f"| {row['connection']} | {HEAD_LABELS[row['head']]} | `{row['model']}` | "
+            f"{fmt(row['health_score_mean'], 3)} | "
             f"{fmt(row['average_decay_rate_mean'], 2)} | "
             + " | ".join(_scientific(row[f"{stage}_gradient_norm"]) for stage in STAGES) + " |"
         )

@@ -29,7 +29,10 @@ PAPER_PAGE_FROM_EXPERIMENT = "../../docs/paper.md"
 def fmt(value, digits=2, signed=False):
     if is_missing(value):
         return "-"
-    return f"{float(value):+.{digits}f}" if signed else f"{float(value):.{digits}f}"
+    # Adding 0.0 turns the -0.0 that rounding a tiny negative (a mean
+    # difference of equal accuracies, -1e-15) gives into 0.0: "+0.00", not "-0.00".
+    rounded = round(float(value), digits) + 0.0
+    return f"{rounded:+.{digits}f}" if signed else f"{rounded:.{digits}f}"
 
 
 def fmt_pm(mean, std, digits=2, signed=False):

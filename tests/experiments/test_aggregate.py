@@ -158,3 +158,19 @@ def test_the_budget_of_an_experiment_cannot_change(tmp_path):
     assert [entry["command"] for entry in meta["invocations"]] == ["first", "second"]
     with pytest.raises(experiment.ExperimentError, match="use another --experiment"):
         experiment.record_invocation(str(tmp_path), "exp", {}, {"epochs": 10}, "third")
+
+
+def test_a_difference_that_rounds_to_zero_is_never_negative_zero():
+    # Equal accuracies give mean differences like -1e-15.
+    assert results_markdown.fmt(-1e-15, signed=True) == "+0.00"
+    assert results_markdown.fmt(-0.004) == "0.00"
+    assert results_markdown.fmt(-0.006, signed=True) == "-0.01"
+    assert results_markdown.fmt_pm(-1e-15, 0.64, signed=True) == "+0.00 ± 0.64"
+
+
+def test_a_run_file_that_is_not_json_is_named(tmp_path):
+    folder = tmp_path / "runs" / "digits" / "resnet18" / "seed42-jax"
+    fake_run(str(folder), model="resnet18", seed=42, top1=0.9)
+    (folder / "metrics.json").write_text("{truncated")
+    with pytest.raises(ValueError, match=r"metrics\.json is not valid JSON"):
+        aggregate.read_run_record(str(folder))
