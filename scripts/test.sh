@@ -10,7 +10,7 @@ failed=()
 for backend in $BACKENDS; do
   echo "=== tests under KERAS_BACKEND=$backend"
   # The slowest tests are listed so that the CI budget stays visible.
-  KERAS_BACKEND=$backend "$PY" -m pytest --durations=15 "$@" || failed+=("$backend")
+  KERAS_BACKEND=$backend "$PY" -m pytest --durations=40 "$@" || failed+=("$backend")
 done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "tests failed under: ${failed[*]}"

@@ -6,15 +6,15 @@ import os
 import subprocess
 import sys
 
+from keras_gradattn.utils.dependencies import with_package_on_path
+
 
 def run_backend_worker(module, program, argv, backend):
     """Runs `python -m <module> --worker <argv>` under `backend`; returns the
     JSON report on its last stdout line, or None when it failed (its error is
     on stderr, and a line saying so is added)."""
     command = [sys.executable, "-m", module, "--worker", *argv]
-    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    environment = dict(os.environ, KERAS_BACKEND=backend)
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, environment.get("PYTHONPATH")]))
+    environment = with_package_on_path(dict(os.environ, KERAS_BACKEND=backend))
     environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     process = subprocess.run(command, env=environment, stdout=subprocess.PIPE, text=True)
     if process.returncode != 0:

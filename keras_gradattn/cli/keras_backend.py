@@ -48,6 +48,8 @@ def keras_json_backend():
 
 
 def is_installed(backend):
+    # `keras_gradattn.utils.dependencies.module_available` does the same, but
+    # importing `keras_gradattn.utils` imports Keras, which this module must not.
     return importlib.util.find_spec(backend) is not None
 
 

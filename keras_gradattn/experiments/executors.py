@@ -30,6 +30,8 @@ import queue
 import sys
 import time
 
+from keras_gradattn.utils.dependencies import PACKAGE_PARENT
+
 # Environment variables that size the backends' CPU thread pools: OpenMP
 # (PyTorch, oneDNN), MKL and TensorFlow's own. XLA (JAX) sizes its pool from
 # the CPUs the process may run on, hence the pinning as well.
@@ -282,11 +284,10 @@ class RayExecutor:
     def _connect(self):
         import ray
 
-        package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         options = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
         if self.address == "local":
             # The workers of a local instance import this checkout, as the runs do.
-            options["runtime_env"] = {"env_vars": {"PYTHONPATH": package_parent}}
+            options["runtime_env"] = {"env_vars": {"PYTHONPATH": PACKAGE_PARENT}}
             ray.init(num_cpus=len(available_cpus()), **options)
         else:
             ray.init(address=self.address, **options)

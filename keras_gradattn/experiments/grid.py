@@ -26,6 +26,7 @@ from keras_gradattn.experiments.executors import CPU_AFFINITY_VARIABLE
 from keras_gradattn.experiments.executors import CellEnded
 from keras_gradattn.experiments.executors import CellJob
 from keras_gradattn.experiments.executors import LocalExecutor
+from keras_gradattn.utils.dependencies import with_package_on_path
 
 NEW, RESUME, FINISHED, DIVERGED = "new", "resume", "finished", "diverged"
 # The files of a run directory worth keeping with the results: small, text,
@@ -153,11 +154,7 @@ def train_command(run, run_dir, budget, python=None):
 
 def training_environment(backend):
     """The environment of a run's subprocess: its backend, this checkout on the path."""
-    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    environment = dict(os.environ, KERAS_BACKEND=backend)
-    environment["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [package_parent, environment.get("PYTHONPATH")])
-    )
+    environment = with_package_on_path(dict(os.environ, KERAS_BACKEND=backend))
     environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     environment["PYTHONUNBUFFERED"] = "1"
     return environment
