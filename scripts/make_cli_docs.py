@@ -115,6 +115,15 @@ COMMANDS = (
         ),
     ),
     (
+        "scripts/benchmark_fast_paths.py",
+        (
+            "Training images/s with the backend's fast layer kernels (the fused BatchNorm on PyTorch) against "
+            "Keras' portable ones (`GRADATTN_PORTABLE_LAYERS=1`), round by round in one process; prints the "
+            "ratio (median, min-max) with PASS or MISS and writes `results/benchmarks/fast_paths_<backend>_cpu.md` "
+            "and `.json`. Figures: [benchmarks.md](benchmarks.md)."
+        ),
+    ),
+    (
         "scripts/profile_torch_step.py",
         (
             "torch.profiler tables of one Keras-on-PyTorch `fit` epoch of ResNet-18 on a GPU or the CPU; no "

@@ -6,7 +6,9 @@ modules (`jax.py`, `tensorflow.py`, `torch.py`) each implement
 `compute_devices`, the devices each would compute on, and
 `with_static_shapes` for the compiled train, test and predict steps, and
 `applied_gradients`, the gradients a data-parallel step applies, and
-`state_creation_scope`, where state written inside that step is made; the
+`state_creation_scope`, where state written inside that step is made, and
+`batch_normalization_in_training`, a fast path for layers (PyTorch only;
+the others return None and the layer takes Keras' portable path); the
 functions below pick the one of the active Keras backend. (Private
 Keras API, which is not backend-specific, is confined to
 `keras_gradattn/utils/keras_internals.py`.)
@@ -16,10 +18,14 @@ programs before they choose a backend.
 """
 
 import importlib
+import os
 
 # The Keras backends the package supports, in the order a command falls
 # back to them when the configured one is not installed.
 BACKENDS = ("tensorflow", "jax", "torch")
+# Set to "1", every layer runs Keras' portable code even where a backend
+# has a faster kernel (`batch_normalization_in_training`).
+PORTABLE_LAYERS_VARIABLE = "GRADATTN_PORTABLE_LAYERS"
 
 
 def value_and_grad(fn, args):
@@ -83,6 +89,22 @@ def state_creation_scope(model):
     so that they are mirrored like the optimizer's own; elsewhere nothing.
     """
     return _backend_module().state_creation_scope(model)
+
+
+def batch_normalization_in_training(inputs, gamma, beta, epsilon):
+    """Batch normalisation of channels-last `inputs` with this batch's
+    statistics, in one fused kernel where the backend has one.
+
+    Returns `(outputs, batch_mean, batch_variance)` (variance biased, as
+    Keras keeps it) or None when the backend has no fast path for these
+    inputs (JAX and TensorFlow compile Keras' portable ops into one kernel
+    already), or when `GRADATTN_PORTABLE_LAYERS=1` is set (to compare the
+    two paths, or to rule the fast one out): the caller then computes it
+    the portable way.
+    """
+    if os.environ.get(PORTABLE_LAYERS_VARIABLE) == "1":
+        return None
+    return _backend_module().batch_normalization_in_training(inputs, gamma, beta, epsilon)
 
 
 def _backend_module():

@@ -49,3 +49,37 @@ def applied_gradients(grads):
 def state_creation_scope(model):
     # Several PyTorch processes each own plain variables: nothing to enter.
     return contextlib.nullcontext()
+
+
+def batch_normalization_in_training(inputs, gamma, beta, epsilon):
+    """One `torch.nn.functional.batch_norm` call over channels-last `inputs`.
+
+    Keras' portable BatchNormalization makes about a dozen element-wise
+    kernels and two reductions of every training step's batch norm (each
+    with its backward), most of the step's time on a CPU; PyTorch's kernel
+    computes the statistics, normalises and differentiates in one.
+    """
+    if inputs.ndim != 4 or inputs.dtype != torch.float32:
+        return None
+    # A view, no copy: NHWC memory read as NCHW is PyTorch's channels_last
+    # format, which its batch-norm kernels take as they are.
+    channels_first = inputs.permute(0, 3, 1, 2)
+    channels = channels_first.shape[1]
+    # Scratch buffers that the kernel fills with this batch's statistics
+    # (momentum 1): the moving averages stay Keras' to update, in Keras'
+    # convention (biased variance), whatever PyTorch's.
+    batch_mean = torch.zeros(channels, dtype=inputs.dtype, device=inputs.device)
+    unbiased_variance = torch.zeros(channels, dtype=inputs.dtype, device=inputs.device)
+    outputs = torch.nn.functional.batch_norm(
+        channels_first, batch_mean, unbiased_variance, _tensor(gamma), _tensor(beta), True, 1.0, epsilon
+    )
+    count = channels_first.numel() // channels
+    batch_variance = unbiased_variance * ((count - 1) / count)
+    return outputs.permute(0, 2, 3, 1), batch_mean, batch_variance
+
+
+def _tensor(value):
+    # A Keras variable's torch tensor (the parameter autograd tracks).
+    import keras
+
+    return keras.ops.convert_to_tensor(value)

@@ -4,6 +4,7 @@ from keras_gradattn.layers.channel_attention import ConvolutionalBlockAttention
 from keras_gradattn.layers.channel_attention import SqueezeExcitation
 from keras_gradattn.layers.depth_token_encoder import POSITIONAL_ENCODINGS
 from keras_gradattn.layers.depth_token_encoder import DepthTokenEncoder
+from keras_gradattn.layers.fast_paths import FusedBatchNormalization
 from keras_gradattn.layers.multi_head_self_attention import (
     MultiHeadSelfAttention,
 )

@@ -12,6 +12,7 @@ from keras import ops
 
 from keras_gradattn.layers.channel_attention import ConvolutionalBlockAttention
 from keras_gradattn.layers.channel_attention import SqueezeExcitation
+from keras_gradattn.layers.fast_paths import FusedBatchNormalization
 from keras_gradattn.layers.skip_connections import AttentionResidual
 from keras_gradattn.layers.skip_connections import DepthWeightedAverage
 from keras_gradattn.layers.skip_connections import HyperConnection
@@ -122,7 +123,7 @@ def _conv(filters, kernel_size, strides, name, dtype):
 
 
 def _batch_norm(name, dtype):
-    return keras.layers.BatchNormalization(
+    return FusedBatchNormalization(
         momentum=BATCH_NORM_MOMENTUM,
         epsilon=BATCH_NORM_EPSILON,
         dtype=dtype,
