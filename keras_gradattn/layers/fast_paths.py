@@ -32,6 +32,11 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     scale or center, or an axis other than the last take Keras' path.
     """
 
+    # Set to False on an instance whose statistics are computed elsewhere:
+    # several PyTorch processes synchronize them in Keras' path
+    # (`keras_gradattn.training.torch_processes`).
+    use_fused_kernel = True
+
     def call(self, inputs, training=None, mask=None):
         if training and self.trainable and self._has_fast_path(inputs, mask):
             fused = backend.batch_normalization_in_training(inputs, self.gamma, self.beta, self.epsilon)
@@ -46,7 +51,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     def _has_fast_path(self, inputs, mask):
         return (
-            mask is None
+            self.use_fused_kernel
+            and mask is None
             # Both are newer than the oldest Keras the package supports.
             and not getattr(self, "synchronized", False)
             and not getattr(self, "renorm", False)

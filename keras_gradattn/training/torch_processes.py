@@ -129,6 +129,8 @@ def make_data_parallel(model, batch_norm_layers):
     for layer in batch_norm_layers:
         # An instance attribute: saved files and other backends never see it.
         layer._moments = functools.partial(_synchronized_moments, layer, world_size)
+        # The fused kernel would compute this process's statistics only.
+        layer.use_fused_kernel = False
     return model
 
 

@@ -49,8 +49,13 @@ def _free_port():
 
 
 def _environment():
-    # One thread a process: two processes share this machine's cores.
-    return dict(os.environ, PYTHONPATH=REPO, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", KERAS_BACKEND=BACKEND)
+    # One thread a process: two processes share this machine's cores. Keras'
+    # portable BatchNorm in every run: several PyTorch processes synchronize
+    # its statistics in that path, so one process must run the same kernels
+    # for the comparison to be of float noise only (the fused kernel agrees
+    # with it to rounding, which Adam can turn into a step on a tiny gradient).
+    return dict(os.environ, PYTHONPATH=REPO, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", KERAS_BACKEND=BACKEND,
+                GRADATTN_PORTABLE_LAYERS="1")
 
 
 def _command(output_dir, *flags):
