@@ -52,9 +52,13 @@ def main(argv=None):
     output = args.output or os.path.join("results", "benchmarks", f"fast_paths_{keras.backend.backend()}_cpu")
 
     def with_layers(portable, function):
+        # Set or cleared for every call: a variable set before the script
+        # started must not turn the fast contender portable.
         def call():
             if portable:
                 os.environ[backend.PORTABLE_LAYERS_VARIABLE] = "1"
+            else:
+                os.environ.pop(backend.PORTABLE_LAYERS_VARIABLE, None)
             try:
                 return function()
             finally:

@@ -59,4 +59,3 @@ def state_creation_scope(model):
 def batch_normalization_in_training(inputs, gamma, beta, epsilon):
     # The compiler fuses Keras' portable batch norm already.
     return None
-

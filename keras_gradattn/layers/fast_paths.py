@@ -61,4 +61,3 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             and self.axis in (-1, len(inputs.shape) - 1)
             and self.compute_dtype == "float32"
         )
-
