@@ -28,7 +28,8 @@ fi
 echo "=== core tests under keras $found, KERAS_BACKEND=$KERAS_BACKEND"
 # Loading a saved file under the other backends (subprocesses, minutes) and
 # torch.compile (minutes of compilation on a CPU) are left to the full suite.
-"$PY" -m pytest -q -p no:cacheprovider tests/layers tests/models tests/callbacks \
+# A temporary folder of its own, as CI runs this beside scripts/test.sh.
+"$PY" -m pytest -q -p no:cacheprovider --basetemp "$target/pytest" tests/layers tests/models tests/callbacks \
   --deselect tests/models/test_saving.py::test_saved_under_this_backend_loads_under_the_others \
   --deselect tests/models/test_compiled_fit.py \
   --deselect "tests/callbacks/test_gradient_norm_logger.py::test_logged_norms_equal_backend_autodiff[True]" "$@"

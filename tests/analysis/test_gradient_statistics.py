@@ -3,6 +3,8 @@ import pytest
 
 from keras_gradattn.analysis import gradient_flow_statistics
 
+pytestmark = pytest.mark.backend_independent
+
 
 def test_statistics_on_known_norms():
     names = ["a", "b", "c", "d", "e"]

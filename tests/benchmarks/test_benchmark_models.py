@@ -1,7 +1,11 @@
 """`scripts/benchmark_models.py`: its table and its handling of bad input (not its speed)."""
 
+import pytest
+
 from keras_gradattn.benchmarks import format_models_table
 from keras_gradattn.cli import benchmark_models
+
+pytestmark = pytest.mark.backend_independent
 
 
 def _report(backend, ratios):

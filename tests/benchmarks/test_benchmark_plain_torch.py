@@ -4,7 +4,11 @@ the numbers it measured, and its handling of bad input (not its speed)."""
 import json
 import re
 
+import pytest
+
 from keras_gradattn.cli import benchmark_plain_torch as bench
+
+pytestmark = pytest.mark.backend_independent
 
 MINIMUM = {label: minimum for label, _, minimum in bench.TARGETS}
 

@@ -13,6 +13,8 @@ from keras_gradattn.cli import benchmark
 from testing_utils import SMALL_BACKBONE
 from testing_utils import SMALL_ENCODER
 
+pytestmark = pytest.mark.backend_independent
+
 BACKEND = keras.backend.backend()
 TINY = ["--models", "resnet18,gradattn_learned_pe", "--batch-sizes", "8", "--precisions", "float32",
         "--rounds", "1", "--steps-per-round", "1", "--eager-steps-per-round", "1",

@@ -6,9 +6,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from keras_gradattn.cli import count_flops
 from testing_utils import REPOSITORY
 
+pytestmark = pytest.mark.backend_independent
 
 
 def _rows_by_model(output_prefix):

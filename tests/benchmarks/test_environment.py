@@ -5,9 +5,13 @@ import os
 
 import keras
 
+import pytest
+
 from keras_gradattn.benchmarks import describe_environment
 from keras_gradattn.benchmarks import write_fake_medmnist_npz
 from testing_utils import REPOSITORY
+
+pytestmark = pytest.mark.backend_independent
 
 
 def test_keys_are_those_of_the_committed_throughput_file():

@@ -10,6 +10,8 @@ import pytest
 
 from keras_gradattn.callbacks.summary_writer import create_summary_writer
 
+pytestmark = pytest.mark.backend_independent
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

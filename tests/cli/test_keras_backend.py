@@ -8,6 +8,8 @@ import pytest
 
 from keras_gradattn.cli import keras_backend
 
+pytestmark = pytest.mark.backend_independent
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FORBIDDEN_PACKAGES = ("training", "data", "analysis", "experiments", "cli", "callbacks")
 

@@ -20,6 +20,8 @@ from keras_gradattn.experiments import tensorboard_hparams
 from reproduce_testing import fake_run
 from testing_utils import REPOSITORY
 
+pytestmark = pytest.mark.backend_independent
+
 BACKEND = keras.backend.backend()
 
 

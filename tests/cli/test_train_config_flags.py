@@ -11,6 +11,8 @@ from keras_gradattn.cli import train
 from keras_gradattn.training import TrainConfig
 from keras_gradattn.training.config import GROUPS
 
+pytestmark = pytest.mark.backend_independent
+
 BACKEND = keras.backend.backend()
 # A config far from the defaults in every field the command line can set.
 UNUSUAL = TrainConfig(

@@ -13,6 +13,8 @@ from tests.data.conftest import write_medmnist_npz
 from tests.data.conftest import write_pad_ufes
 from tests.data.conftest import write_tiny_imagenet
 
+pytestmark = pytest.mark.backend_independent
+
 
 def _assert_disjoint_partition(splits, pooled_images):
     seen = [image.tobytes() for split in splits for image in split.images]

@@ -9,11 +9,14 @@ from keras_gradattn import data
 
 FOLDER = os.environ.get("FASHION_MNIST_IDX_DIR", "/usr/share/datasets/fashion-mnist")
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [
+    pytest.mark.backend_independent,
+    pytest.mark.skipif(
     not os.path.isfile(os.path.join(FOLDER, "train-images-idx3-ubyte.gz")),
     reason=f"real FashionMNIST IDX files not in {FOLDER} (apt-get install dataset-fashion-mnist, "
     "or set FASHION_MNIST_IDX_DIR)",
-)
+),
+]
 
 
 def test_real_fashion_mnist_paper_split_and_statistics():

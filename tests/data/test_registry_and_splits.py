@@ -6,6 +6,8 @@ import pytest
 from keras_gradattn import data
 from keras_gradattn.data import splits as split_lib
 
+pytestmark = pytest.mark.backend_independent
+
 PAPER_DATASETS = (
     "tiny_imagenet", "cifar10", "svhn", "fashion_mnist",
     "tissuemnist", "bloodmnist", "pcam", "pad_ufes_20",

@@ -9,6 +9,8 @@ tfds = pytest.importorskip("tensorflow_datasets", reason="tensorflow-datasets no
 
 from keras_gradattn import data  # noqa: E402
 
+pytestmark = pytest.mark.backend_independent
+
 PER_SPLIT = 20
 
 

@@ -11,10 +11,14 @@ import os
 import pkgutil
 import re
 
+import pytest
+
 import keras_gradattn
 
 from testing_utils import REPOSITORY
 from testing_utils import load_script
+
+pytestmark = pytest.mark.backend_independent
 
 API_DOC = os.path.join(REPOSITORY, "docs", "api.md")
 # Command-line modules are documented in docs/cli.md, from their --help.

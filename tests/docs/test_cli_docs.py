@@ -17,6 +17,8 @@ import pytest
 from testing_utils import REPOSITORY
 from testing_utils import load_script
 
+pytestmark = pytest.mark.backend_independent
+
 CLI_DOC = os.path.join(REPOSITORY, "docs", "cli.md")
 
 make_cli_docs = load_script("make_cli_docs")

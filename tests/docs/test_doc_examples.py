@@ -27,6 +27,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.backend_independent
+
 REPOSITORY = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 )

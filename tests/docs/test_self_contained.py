@@ -15,6 +15,8 @@ import pytest
 
 from testing_utils import REPOSITORY
 
+pytestmark = pytest.mark.backend_independent
+
 # Folders that are never part of the repository's content (see .gitignore),
 # for a copy of the tree without git.
 UNTRACKED_FOLDERS = {".git", ".venv", "runs", "build", "dist", "__pycache__", ".pytest_cache", ".ipynb_checkpoints"}

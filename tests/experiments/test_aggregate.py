@@ -11,6 +11,8 @@ from keras_gradattn.experiments import experiment
 from keras_gradattn.experiments import results_markdown
 from reproduce_testing import fake_run
 
+pytestmark = pytest.mark.backend_independent
+
 
 def make_grid(root, accuracies, dataset="digits", backend="jax", **options):
     """accuracies: {model: {seed: top1 fraction}}."""

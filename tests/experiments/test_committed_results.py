@@ -2,9 +2,12 @@
 
 import os
 
+import pytest
+
 from keras_gradattn.experiments import results_markdown
 from testing_utils import REPOSITORY
 
+pytestmark = pytest.mark.backend_independent
 
 
 def test_docs_results_is_regenerated_from_the_committed_results():

@@ -11,6 +11,8 @@ from reproduce_testing import fake_run
 from reproduce_testing import write_json
 from testing_utils import REPOSITORY
 
+pytestmark = pytest.mark.backend_independent
+
 LAYERS = ["stem/conv", "stage1/block1/conv1", "stage1/block1/conv2", "stage2/block1/shortcut_conv", "predictions"]
 
 

@@ -16,6 +16,8 @@ from keras_gradattn.experiments import grid
 from keras_gradattn.utils.dependencies import module_available
 from testing_utils import REPOSITORY
 
+pytestmark = pytest.mark.backend_independent
+
 
 def test_slots_split_gpus_and_cores_evenly_and_disjointly():
     slots = executors.plan_slots(2, devices=["0", "1", "2", "3"], cpus=(0, 1, 2, 3, 4))

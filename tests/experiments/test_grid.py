@@ -10,6 +10,8 @@ from reproduce_testing import fake_run
 from reproduce_testing import write_json
 from testing_utils import REPOSITORY
 
+pytestmark = pytest.mark.backend_independent
+
 
 class FakeRunner:
     """Stands in for a gradattn-train subprocess: records the command and

@@ -14,7 +14,10 @@ from experiments.test_grid import FakeRunner
 from keras_gradattn.experiments import grid
 from testing_utils import REPOSITORY
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups are POSIX")
+pytestmark = [
+    pytest.mark.backend_independent,
+    pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups are POSIX"),
+]
 
 # A training process that will not stop when asked: it ignores SIGTERM (and
 # says so), forks a child of its own, writes both pids, and sleeps. Only

@@ -7,6 +7,8 @@ import pytest
 
 from keras_gradattn.experiments import seed_statistics
 
+pytestmark = pytest.mark.backend_independent
+
 
 def test_mean_std_uses_the_sample_std():
     mean, std, n = seed_statistics.mean_std([0.9, 0.8, 0.7])

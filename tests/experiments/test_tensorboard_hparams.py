@@ -8,6 +8,8 @@ from tensorboard_testing import load_with_tensorboard
 
 from keras_gradattn.experiments import tensorboard_hparams
 
+pytestmark = pytest.mark.backend_independent
+
 
 def _hparam_values(hparams):
     """{name: python value} of a map of protobuf Values."""

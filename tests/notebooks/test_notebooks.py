@@ -3,11 +3,10 @@
 The execution test runs each notebook in a fresh kernel with CI-sized
 parameters injected after its `parameters` cell (as papermill does): tiny
 networks, a few hundred digits, one or two epochs. What is tested is that
-every cell of the committed notebook works, not what it learns. It runs
-under one backend only (JAX, the fastest on CPU): the notebooks call nothing
-backend-specific, the library's own tests cover every backend, and three
-notebooks per backend would triple the time of the slowest tests of the
-suite. The cheap check of the committed files runs under every backend.
+every cell of the committed notebook works, not what it learns. Like every
+backend-independent test (the notebooks call nothing backend-specific, and the
+library's own tests cover every backend), they run under one backend only:
+scripts/test.sh runs them with the first backend's suite.
 """
 
 import base64
@@ -20,6 +19,8 @@ import pytest
 
 from testing_utils import REPOSITORY
 from testing_utils import load_script
+
+pytestmark = pytest.mark.backend_independent
 
 NOTEBOOK_DIR = os.path.join(REPOSITORY, "notebooks")
 NOTEBOOKS = sorted(name for name in os.listdir(NOTEBOOK_DIR) if name.endswith(".ipynb"))
@@ -100,13 +101,6 @@ def test_committed_notebook_is_parametrised_and_was_run_in_order(name):
     )
 
 
-NOTEBOOK_BACKEND = "jax"
-
-
-@pytest.mark.skipif(
-    keras.backend.backend() != NOTEBOOK_BACKEND,
-    reason=f"the notebooks are executed under {NOTEBOOK_BACKEND} only (KERAS_BACKEND={NOTEBOOK_BACKEND})",
-)
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_top_to_bottom(name, tmp_path):
     parameters = dict(

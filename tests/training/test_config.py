@@ -13,6 +13,8 @@ from keras_gradattn.training.config import with_gradient_log_freq
 from keras_gradattn.training.errors import TrainingSetupError
 from keras_gradattn.training.run_directory import check_output_dir
 
+pytestmark = pytest.mark.backend_independent
+
 
 @pytest.mark.parametrize(
     "steps_per_epoch, expected",

@@ -8,6 +8,8 @@ from sklearn import metrics as sk
 
 from keras_gradattn.training import metrics
 
+pytestmark = pytest.mark.backend_independent
+
 # Four examples, three classes. Probabilities chosen so every number below is
 # easy to do by hand: logits = log(probabilities).
 PROBABILITIES = np.array(

@@ -12,6 +12,8 @@ from keras_gradattn.training.config import TrainConfig
 from keras_gradattn.training.trainer import run_training
 from testing_utils import SMALL_BACKBONE
 
+pytestmark = pytest.mark.backend_independent
+
 TINY_RUN = TrainConfig(
     dataset="synthetic", model="resnet18", max_train_samples=32, batch_size=16, epochs=1,
     dataset_args={"num_examples": 100}, model_args={**SMALL_BACKBONE, "stage_blocks": (1, 1, 1, 1)},

@@ -1,7 +1,11 @@
 import matplotlib
 import numpy as np
 
+import pytest
+
 from keras_gradattn.training.plots import plot_confusion_matrix
+
+pytestmark = pytest.mark.backend_independent
 
 
 def test_figures_keep_the_backend_the_caller_chose(tmp_path):

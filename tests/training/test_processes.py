@@ -8,6 +8,8 @@ from keras_gradattn.training import TrainConfig
 from keras_gradattn.training.errors import TrainingSetupError
 from keras_gradattn.training.processes import resolve_process_group
 
+pytestmark = pytest.mark.backend_independent
+
 
 def test_no_flags_and_no_launcher_is_one_process():
     spec = resolve_process_group(environ={})

@@ -16,7 +16,10 @@ from keras_gradattn.training.run_lock import LOCK_FILE
 from keras_gradattn.training.run_lock import RunLock
 from testing_utils import REPOSITORY
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="no flock on Windows: runs are unguarded there")
+pytestmark = [
+    pytest.mark.backend_independent,
+    pytest.mark.skipif(sys.platform == "win32", reason="no flock on Windows: runs are unguarded there"),
+]
 
 # Takes the lock, says so, then waits to be killed (bounded, in case the test is).
 HOLDER = """

@@ -7,6 +7,8 @@ from keras_gradattn.utils import atomic_path
 from keras_gradattn.utils import atomic_write_json
 from keras_gradattn.utils import atomic_write_text
 
+pytestmark = pytest.mark.backend_independent
+
 
 def test_atomic_write_replaces_content(tmp_path):
     target = tmp_path / "out" / "config.json"

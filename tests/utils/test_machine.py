@@ -3,8 +3,12 @@
 import subprocess
 import sys
 
+import pytest
+
 from keras_gradattn.utils import describe_machine
 from testing_utils import REPOSITORY
+
+pytestmark = pytest.mark.backend_independent
 
 
 def test_keys_are_those_of_the_committed_experiment_files():
