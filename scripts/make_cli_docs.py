@@ -132,6 +132,15 @@ COMMANDS = (
         ),
     ),
     (
+        "scripts/profile_jax_step.py",
+        (
+            "Where JAX's CPU training step of ResNet-18 spends its time beside plain PyTorch's: the step, its "
+            "convolutions (each compiled and timed alone) against PyTorch's oneDNN kernels, and how XLA "
+            "compiled them. Its output is `results/benchmarks/jax_profile_cpu.txt` "
+            "([benchmarks.md](benchmarks.md))."
+        ),
+    ),
+    (
         "scripts/compare_runs.py",
         (
             "How far apart two run directories are: the largest relative differences of their losses "

@@ -14,8 +14,13 @@ targets:
 - the PyTorch backend >= 0.9x;
 - the JAX backend >= 0.5x.
 
+`--jax-variants` adds JAX contenders with XLA's CPU flags or Keras'
+mixed_bfloat16 policy (the levers on JAX's CPU speed), each in its own
+subprocess and judged against the JAX target too.
+
     python scripts/benchmark_plain_torch.py                       # 28x28x1, batch 128
     python scripts/benchmark_plain_torch.py --backends torch --models resnet18 --rounds 3
+    python scripts/benchmark_plain_torch.py --backends jax --jax-variants xla_onednn,bfloat16 --models resnet18
 
 Needs a checkout (plain_torch/ is not installed) and torch.
 """
@@ -47,6 +52,16 @@ TARGETS = (
     ("torch backend >= 0.9x", "torch", 0.9),
     ("jax backend >= 0.5x", "jax", 0.5),
 )
+# JAX contenders beside the plain `jax` one: `jax+NAME` runs with these
+# XLA_FLAGS (read when XLA starts, so one process per setting) or this
+# Keras dtype policy.
+JAX_VARIANTS = {
+    "xla_onednn": {"xla_flags": "--xla_cpu_use_onednn=true"},
+    "xla_onednn_custom_call": {"xla_flags": "--xla_cpu_experimental_onednn_custom_call=true"},
+    "xla_xnnpack": {"xla_flags": "--xla_cpu_use_xnnpack=true"},
+    "xla_fast_math": {"xla_flags": "--xla_cpu_enable_fast_math=true"},
+    "bfloat16": {"dtype_policy": "mixed_bfloat16"},
+}
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -68,11 +83,15 @@ def build_parser():
         help="training steps per timed call (one `fit` epoch on our side)")
     add("--rounds", type=positive_int, default=5,
         help="interleaved rounds, after one untimed warm-up call per contender and model")
+    add("--jax-variants", type=names_from(tuple(JAX_VARIANTS), "JAX variants"), default=[],
+        help="extra JAX contenders: " + "; ".join(
+            f"{name}: {', '.join(f'{key} {value}' for key, value in setting.items())}"
+            for name, setting in JAX_VARIANTS.items()))
     add("--jit-compile", choices=("auto", "on", "off"), default="auto",
         help="Keras' jit_compile for our models (auto: XLA on JAX and TensorFlow, eager on torch)")
     add("--output", default="results/benchmarks/plain_torch_cpu",
         help="path prefix of the .json and .md results")
-    add("--worker", choices=(PLAIN, *BACKENDS), help=argparse.SUPPRESS)
+    add("--worker", choices=(PLAIN, *BACKENDS, *(f"jax+{name}" for name in JAX_VARIANTS)), help=argparse.SUPPRESS)
     return parser
 
 
@@ -117,6 +136,9 @@ def _keras_steps(args, images, labels):
     from keras_gradattn import create_model
 
     jit_compile = {"auto": "auto", "on": True, "off": False}[args.jit_compile]
+    dtype_policy = _variant(args.worker).get("dtype_policy")
+    if dtype_policy:
+        keras.config.set_dtype_policy(dtype_policy)
     steps = {}
     for name in args.models:
         keras.utils.set_random_seed(0)
@@ -148,7 +170,14 @@ def run_worker(args):
         start = time.perf_counter()
         function()  # compilation, allocation
         warmup[name] = time.perf_counter() - start
-    _answer({"ready": True, "warmup_seconds": warmup, "machine": benchmarks.describe_environment()})
+    # What the worker actually ran with, for the record of a variant.
+    settings = {"xla_flags": os.environ.get("XLA_FLAGS", "")}
+    if args.worker != PLAIN:
+        import keras
+
+        settings["dtype_policy"] = keras.config.dtype_policy().name
+    _answer({"ready": True, "warmup_seconds": warmup, "machine": benchmarks.describe_environment(),
+             "settings": settings})  # fmt: skip
     for line in sys.stdin:
         name = line.strip()
         if not name:
@@ -178,7 +207,10 @@ class Worker:
                    "--worker", contender]
         # The plain worker imports Keras only to describe the machine: on
         # torch, which it loads anyway.
-        env = {**os.environ, "KERAS_BACKEND": "torch" if contender == PLAIN else contender}
+        env = {**os.environ, "KERAS_BACKEND": "torch" if contender == PLAIN else contender.split("+")[0]}
+        xla_flags = _variant(contender).get("xla_flags")
+        if xla_flags:
+            env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS"), xla_flags]))
         # The package and plain_torch/ from this checkout, wherever the command runs.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPOSITORY, env.get("PYTHONPATH")]))
         self.process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -205,6 +237,12 @@ class Worker:
         if self.process.poll() is None:
             self.process.stdin.close()
             self.process.wait()
+
+
+def _variant(contender):
+    """The JAX_VARIANTS setting of a `jax+NAME` contender; {} for any other."""
+    backend, _, name = (contender or "").partition("+")
+    return JAX_VARIANTS[name] if backend == "jax" and name else {}
 
 
 def measure(argv, contenders, models, rounds, progress=print):
@@ -249,16 +287,19 @@ def evaluate_targets(summary):
     target whose backend was measured."""
     verdicts = []
     for model, contenders in summary.items():
-        backends = {name: figures for name, figures in contenders.items() if name != PLAIN}
-        if not backends:
+        # The variants are levers on JAX, judged by JAX's target only.
+        backends = {name: figures for name, figures in contenders.items() if name in BACKENDS}
+        variants = [name for name in contenders if name.startswith("jax+")]
+        if not backends and not variants:
             continue
-        fastest = max(backends, key=lambda name: backends[name]["images_per_second"])
+        fastest = max(backends, key=lambda name: backends[name]["images_per_second"]) if backends else None
         for label, backend, minimum in TARGETS:
-            contender = fastest if backend is None else backend
-            if contender not in backends:
-                continue
-            ratio = backends[contender]["ratio"]
-            verdicts.append((model, label, contender, ratio, "PASS" if ratio >= minimum else "MISS"))
+            judged = [fastest if backend is None else backend] + (variants if backend == "jax" else [])
+            for contender in judged:
+                if contender not in contenders:
+                    continue
+                ratio = contenders[contender]["ratio"]
+                verdicts.append((model, label, contender, ratio, "PASS" if ratio >= minimum else "MISS"))
     return verdicts
 
 
@@ -278,7 +319,12 @@ def format_report(summary, verdicts, *, command, settings, machine, load_before,
                 f"| {model} | {contender} | {figures['images_per_second']:.1f} | {figures['ratio']:.2f}x | "
                 f"{figures['ratio_min']:.2f}-{figures['ratio_max']:.2f}x | {warmup_seconds[contender][model]:.1f} |"
             )
-    lines += ["", "The warm-up call (not timed in the ratios) includes compilation.", "",
+    lines += ["", "The warm-up call (not timed in the ratios) includes compilation."]
+    variants = sorted({contender for contenders in summary.values() for contender in contenders if "+" in contender})
+    for contender in variants:
+        setting = ", ".join(f"{key} `{value}`" for key, value in _variant(contender).items())
+        lines.append(f"`{contender}`: the JAX backend with {setting}.")
+    lines += ["",
               "| model | target | backend | ratio (median) | result |", "| --- | --- | --- | ---: | --- |"]
     for model, label, contender, ratio, verdict in verdicts:
         lines.append(f"| {model} | {label} | {contender} | {ratio:.2f}x | {verdict} |")
@@ -306,7 +352,7 @@ def main(argv=None):
         print(f"benchmark_plain_torch.py: {message}", file=sys.stderr, flush=True)
 
     load_before = os.getloadavg()[0]
-    contenders = [PLAIN, *args.backends]
+    contenders = [PLAIN, *args.backends, *(f"jax+{name}" for name in args.jax_variants)]
     try:
         times, ready = measure(argv, contenders, args.models, args.rounds, progress)
     except RuntimeError as error:
@@ -331,6 +377,7 @@ def main(argv=None):
         "command": command, "times_seconds": times, "summary": summary,
         "verdicts": [dict(zip(("model", "target", "backend", "ratio", "result"), v)) for v in verdicts],
         "warmup_seconds": {contender: message["warmup_seconds"] for contender, message in ready.items()},
+        "worker_settings": {contender: message["settings"] for contender, message in ready.items()},
         "machine": machine, "load_average_before": load_before, "load_average_after": load_after,
     })  # fmt: skip
     atomic_write_text(f"{args.output}.md", report)

@@ -72,6 +72,7 @@ def test_end_to_end_with_tiny_sizes(tmp_path):
     report = output.with_suffix(".md").read_text()
     results = json.loads(output.with_suffix(".json").read_text())
     assert len(results["times_seconds"]["torch"]["resnet18"]) == 2
+    assert results["worker_settings"]["torch"]["dtype_policy"] == "float32"
     figures = results["summary"]["resnet18"]["torch"]
     assert f"| resnet18 | torch | {figures['images_per_second']:.1f} | {figures['ratio']:.2f}x |" in report
     rows = re.findall(r"^\| resnet18 \| ([^|]+) \| torch \| ([0-9.]+)x \| (PASS|MISS) \|$", report, re.M)
@@ -83,3 +84,29 @@ def test_end_to_end_with_tiny_sizes(tmp_path):
         assert ratio == f"{figures['ratio']:.2f}"
         assert result == ("PASS" if figures["ratio"] >= MINIMUM[label.strip()] else "MISS")
     assert report.startswith("Command: `python scripts/benchmark_plain_torch.py --backends torch")
+
+
+def test_jax_variants_are_judged_by_the_jax_target_only():
+    times = _fake_times()
+    times["jax+bfloat16"] = {"resnet18": [1.5, 1.5, 1.5], "gradattn_rope": [0.5, 0.5, 0.5]}
+    verdicts = bench.evaluate_targets(bench.summarize(times, images_per_call=100))
+    judged = {(model, label, backend): result for model, label, backend, _, result in verdicts}
+    assert judged[("resnet18", "jax backend >= 0.5x", "jax+bfloat16")] == "PASS"
+    assert judged[("resnet18", "jax backend >= 0.5x", "jax")] == "MISS"
+    # A variant is twice plain PyTorch's speed on gradattn_rope, yet the
+    # fastest-backend target still names a backend run as it is.
+    assert judged[("gradattn_rope", "fastest backend >= 1.0x", "torch")] == "PASS"
+    assert not [v for v in verdicts if v[2] == "jax+bfloat16" and v[1] != "jax backend >= 0.5x"]
+
+
+def test_a_variant_worker_gets_its_xla_flags_or_its_dtype_policy():
+    assert bench._variant("jax+xla_onednn") == {"xla_flags": "--xla_cpu_use_onednn=true"}
+    assert bench._variant("jax+bfloat16") == {"dtype_policy": "mixed_bfloat16"}
+    assert bench._variant("jax") == bench._variant("torch") == bench._variant(bench.PLAIN) == {}
+
+
+def test_an_unknown_variant_is_one_line_and_exit_status_2(capsys, tmp_path):
+    assert bench.main(["--jax-variants", "xla_turbo", "--output", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("benchmark_plain_torch.py: error:") and "xla_turbo" in error and "xla_onednn" in error
+    assert "\n" not in error and not list(tmp_path.iterdir())
