@@ -162,6 +162,7 @@ def main(argv=None):
     from keras_gradattn.cli.arguments import OneLineErrorParser
     from keras_gradattn.cli.arguments import parse_command_line
     from keras_gradattn.cli.arguments import positive_int
+    from keras_gradattn.utils.dependencies import with_package_on_path
 
     parser = OneLineErrorParser(prog="profile_jax_step.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=positive_int, default=3, help="training steps per timed call")
@@ -180,8 +181,7 @@ def main(argv=None):
     reports = {}
     for side in ("plain_torch", "jax"):
         print(f"profile_jax_step.py: measuring {side}", file=sys.stderr, flush=True)
-        environment = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPOSITORY, os.environ.get("PYTHONPATH")])))
-        environment["KERAS_BACKEND"] = "torch" if side == "plain_torch" else "jax"
+        environment = with_package_on_path(dict(os.environ, KERAS_BACKEND="torch" if side == "plain_torch" else "jax"))
         output = subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--worker", side, "--steps", str(args.steps),
              "--repeats", str(args.repeats)],

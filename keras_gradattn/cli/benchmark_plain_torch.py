@@ -42,6 +42,7 @@ from keras_gradattn.cli.arguments import names_from
 from keras_gradattn.cli.arguments import parse_command_line
 from keras_gradattn.cli.arguments import program_arguments
 from keras_gradattn.cli.arguments import positive_int
+from keras_gradattn.utils.dependencies import with_package_on_path
 
 MODELS = ("resnet18", "gradattn_learned_pe", "gradattn_nope", "gradattn_rope")
 PLAIN = "plain_torch"
@@ -211,9 +212,8 @@ class Worker:
         xla_flags = _variant(contender).get("xla_flags")
         if xla_flags:
             env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS"), xla_flags]))
-        # The package and plain_torch/ from this checkout, wherever the command runs.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPOSITORY, env.get("PYTHONPATH")]))
-        self.process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        # The package and plain_torch/ from this checkout (its folder), wherever the command runs.
+        self.process = subprocess.Popen(command, env=with_package_on_path(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True, bufsize=1)
         self.ready = self._read()
 
