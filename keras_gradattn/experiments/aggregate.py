@@ -128,7 +128,8 @@ def _record(config, status, metrics):
     }
 
 
-def _budget(record):
+def budget_key(record):
+    """The record's `BUDGET_FIELDS` values: runs with equal keys are comparable."""
     return tuple(record[field] for field in BUDGET_FIELDS)
 
 
@@ -147,7 +148,7 @@ def summarize(records):
     """Mean and std over seeds per (dataset, model, backend, budget)."""
     cells = {}
     for record in records:
-        key = (record["dataset"], record["model"], record["backend"], _budget(record))
+        key = (record["dataset"], record["model"], record["backend"], budget_key(record))
         cells.setdefault(key, []).append(record)
     rows = []
     for key, group in cells.items():
@@ -190,7 +191,7 @@ def paired_comparisons(records, baseline=BASELINE):
     within each (dataset, backend, budget)."""
     groups = {}
     for record in _finished(records):
-        key = (record["dataset"], record["backend"], _budget(record))
+        key = (record["dataset"], record["backend"], budget_key(record))
         groups.setdefault(key, {}).setdefault(record["model"], {})[record["seed"]] = record["top1_pct"]
     rows = []
     for (dataset, backend, budget), by_model in groups.items():
@@ -235,7 +236,7 @@ def cross_backend(records):
     test top-1 and time per epoch under each, and the top-1 spread (max - min)."""
     groups = {}
     for record in _finished(records):
-        key = (record["dataset"], record["model"], record["seed"], _budget(record))
+        key = (record["dataset"], record["model"], record["seed"], budget_key(record))
         groups.setdefault(key, {})[record["backend"]] = record
     backends = [name for name in BACKEND_ORDER if any(name in group for group in groups.values())]
     backends += sorted({name for group in groups.values() for name in group} - set(backends))

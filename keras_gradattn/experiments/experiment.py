@@ -4,6 +4,7 @@
       experiment.json     the grid, the budget, the machine, every invocation
       runs/<dataset>/<model>/seed<k>-<backend>/   each run's small files
       runs.csv summary.csv paired.csv cross_backend.csv README.md
+      validation_accuracy.png gradient_flow.png   figures over seeds
 """
 
 import datetime
@@ -11,6 +12,7 @@ import json
 import os
 
 from keras_gradattn.experiments import aggregate
+from keras_gradattn.experiments import figures
 from keras_gradattn.experiments import grid
 from keras_gradattn.experiments import results_markdown
 from keras_gradattn.utils import atomic_write_json
@@ -66,7 +68,9 @@ def record_invocation(results_dir, name, grid_record, budget_record, command, ti
     if description:
         meta["description"] = description
     meta["machine"] = describe_machine()
-    meta["invocations"].append({"command": command, "started": _now()})
+    # Each invocation's own grid, so that the cells it asked for and that have
+    # not finished can be listed (the merged grid above may be wider).
+    meta["invocations"].append({"command": command, "started": _now(), "grid": {key: list(values) for key, values in grid_record.items()}})
     atomic_write_json(meta_path(results_dir), meta)
     return meta
 
@@ -90,7 +94,8 @@ def collect_all(runs_dir, results_dir):
 
 
 def write_tables(results_dir, baseline=aggregate.BASELINE):
-    """runs.csv, summary.csv, paired.csv, cross_backend.csv and README.md from the collected runs.
+    """runs.csv, summary.csv, paired.csv, cross_backend.csv, the figures and
+    README.md from the collected runs.
 
     Returns `(summary_rows, paired_rows, cross_rows)`.
     """
@@ -110,11 +115,13 @@ def write_tables(results_dir, baseline=aggregate.BASELINE):
         aggregate.write_csv(cross_path, cross_rows, aggregate.cross_backend_fields(backends))
     elif os.path.exists(cross_path):
         os.remove(cross_path)
+    figures.write_figures(results_dir, RUNS_FOLDER)
     # The README is written from the CSVs just written, exactly as --docs-only reads them.
     meta, summary_csv, paired_csv, cross_csv = results_markdown.load_experiment(results_dir)
-    atomic_write_text(
-        os.path.join(results_dir, "README.md"), results_markdown.experiment_readme(meta, summary_csv, paired_csv, cross_csv)
+    readme = results_markdown.experiment_readme(
+        meta, summary_csv, paired_csv, cross_csv, figures=results_markdown.present_figures(results_dir)
     )
+    atomic_write_text(os.path.join(results_dir, "README.md"), readme)
     return summary_rows, paired_rows, cross_rows
 
 

@@ -12,6 +12,8 @@ import os
 from keras_gradattn.experiments import paper
 from keras_gradattn.experiments.aggregate import BUDGET_FIELDS
 from keras_gradattn.experiments.aggregate import read_csv
+from keras_gradattn.experiments.figures import GRADIENT_FIGURE
+from keras_gradattn.experiments.figures import VALIDATION_FIGURE
 from keras_gradattn.utils.table_cells import is_missing
 
 EXPERIMENT_FILE = "experiment.json"
@@ -296,8 +298,61 @@ def _budget_paragraphs(summary_rows):
     return "\n".join(lines)
 
 
-def experiment_sections(meta, summary_rows, paired_rows, cross_rows, heading="##", paper_page=PAPER_PAGE_FROM_DOCS):
-    """The tables of one experiment, each with its caption; `paper_page` links docs/paper.md from the page."""
+def present_figures(directory):
+    """The figure files (validation accuracy, gradient flow) present in an experiment folder."""
+    return tuple(name for name in (VALIDATION_FIGURE, GRADIENT_FIGURE) if os.path.exists(os.path.join(directory, name)))
+
+
+def unfinished_cells(meta, summary_rows):
+    """`[(dataset, model, backend, [seeds])]`: cells an invocation asked for that have no finished run.
+
+    Read from each invocation's own grid (invocations recorded before grids
+    were kept are skipped: their cells are unknown).
+    """
+    finished = {
+        (row["dataset"], row["model"], row["backend"], str(seed))
+        for row in summary_rows
+        for seed in str(row["seeds"] or "").split()
+    }
+    missing = {}
+    for invocation in meta.get("invocations", []):
+        grid = invocation.get("grid")
+        if not grid:
+            continue
+        for dataset in grid.get("datasets", []):
+            for model in grid.get("models", []):
+                for backend in grid.get("backends", []):
+                    for seed in grid.get("seeds", []):
+                        if (dataset, model, backend, str(seed)) not in finished:
+                            seeds = missing.setdefault((dataset, model, backend), [])
+                            if str(seed) not in seeds:
+                                seeds.append(str(seed))
+    return [(*key, seeds) for key, seeds in missing.items()]
+
+
+def unfinished_list(meta, summary_rows):
+    cells = unfinished_cells(meta, summary_rows)
+    return "\n".join(
+        f"- {dataset} `{model}` ({backend_name(backend)}): seed{'s' if len(seeds) > 1 else ''} {' '.join(seeds)}"
+        for dataset, model, backend, seeds in cells
+    )
+
+
+def experiment_sections(
+    meta,
+    summary_rows,
+    paired_rows,
+    cross_rows,
+    heading="##",
+    paper_page=PAPER_PAGE_FROM_DOCS,
+    figures=(),
+    figure_folder="",
+):
+    """The tables and figures of one experiment, each with its caption.
+
+    `paper_page` links docs/paper.md from the page; `figures` are the figure
+    files present, linked as `figure_folder` + name.
+    """
     parts = []
     if summary_rows:
         parts += [
@@ -310,6 +365,14 @@ def experiment_sections(meta, summary_rows, paired_rows, cross_rows, heading="##
             "#defects-of-the-reference-code)).",
             accuracy_table(summary_rows),
         ]
+    unfinished = unfinished_list(meta, summary_rows)
+    if unfinished:
+        parts += [
+            f"{heading} Cells not run yet",
+            "Asked for by an invocation of the grid, without a finished run (not started, "
+            "unfinished or diverged); the tables above leave them out.",
+            unfinished,
+        ]
     if paired_rows:
         parts += [
             f"{heading} Paired comparison against the baseline, seed by seed",
@@ -319,6 +382,15 @@ def experiment_sections(meta, summary_rows, paired_rows, cross_rows, heading="##
             "2^n sign patterns; with n seeds it cannot go below 2/2^n.",
             paired_table(paired_rows),
             "\n".join(f"- {paired_reading(row)}" for row in paired_rows),
+        ]
+    if VALIDATION_FIGURE in figures:
+        parts += [
+            f"{heading} Validation accuracy per epoch",
+            "Every model's validation top-1 at each epoch: the line is the mean over the seeds that "
+            "reached that epoch (early stopping ends seeds at different epochs), the band one standard "
+            "deviation, the faint lines single seeds, the stars each seed's best epoch (the weights "
+            "restored for the test).",
+            f"![Validation accuracy per epoch]({figure_folder}{VALIDATION_FIGURE})",
         ]
     flow = gradient_flow_table(summary_rows)
     if flow:
@@ -332,6 +404,11 @@ def experiment_sections(meta, summary_rows, paired_rows, cross_rows, heading="##
             "decay rate: mean of norm[i] / norm[i+1]; bottleneck: norm < mean - 2 std.",
             flow,
         ]
+        if GRADIENT_FIGURE in figures:
+            parts.append(
+                "Per layer, the same probe's mean gradient norm (mean over seeds; band: lowest to "
+                f"highest seed):\n\n![Gradient norm per layer]({figure_folder}{GRADIENT_FIGURE})"
+            )
     cross = cross_backend_table(cross_rows)
     if cross:
         parts += [
@@ -347,12 +424,14 @@ def experiment_sections(meta, summary_rows, paired_rows, cross_rows, heading="##
     return parts
 
 
-def experiment_readme(meta, summary_rows, paired_rows, cross_rows):
+def experiment_readme(meta, summary_rows, paired_rows, cross_rows, figures=()):
     title = meta.get("title") or meta["name"]
     parts = [f"# {title}"]
     if meta.get("description"):
         parts.append(meta["description"])
-    parts += experiment_sections(meta, summary_rows, paired_rows, cross_rows, paper_page=PAPER_PAGE_FROM_EXPERIMENT)
+    parts += experiment_sections(
+        meta, summary_rows, paired_rows, cross_rows, paper_page=PAPER_PAGE_FROM_EXPERIMENT, figures=figures
+    )
     parts += [
         "## Commands",
         "Every invocation of the grid runner for this experiment, in order (it skips finished "
@@ -369,7 +448,8 @@ def experiment_readme(meta, summary_rows, paired_rows, cross_rows):
         "- `runs.csv`: one row per run.\n"
         "- `runs/<dataset>/<model>/seed<k>-<backend>/`: each run's `config.json`, `status.json`, "
         "`history.csv`, `best.json`, `metrics.json`, `gradient_probe.json` (no weights, no event logs).\n"
-        "- `experiment.json`: the grid, the budget flags, the machine, every invocation.",
+        + "".join(f"- `{name}`: the figure above, drawn from the runs' files.\n" for name in figures)
+        + "- `experiment.json`: the grid, the budget flags, the machine, every invocation.",
         "Regenerate these tables from the committed files: `python scripts/reproduce.py "
         f"--experiment {meta['name']} --aggregate-only`.",
     ]
@@ -378,7 +458,9 @@ def experiment_readme(meta, summary_rows, paired_rows, cross_rows):
 
 def results_document(results_root, command="python scripts/reproduce.py --docs-only"):
     """docs/results.md: every experiment under `results_root`, and the paper against it."""
-    experiments = [load_experiment(directory) for directory in list_experiments(results_root)]
+    experiments = [
+        (*load_experiment(directory), present_figures(directory)) for directory in list_experiments(results_root)
+    ]
     parts = [
         "# Reproducing the paper's comparison",
         f"Generated by `{command}` from the committed files under `results/*/` (`experiment.json`, "
@@ -395,12 +477,19 @@ def results_document(results_root, command="python scripts/reproduce.py --docs-o
         "the paper's ranking (GradAttn ahead of ResNet-18) holds, and by how much, across seeds.",
     ]
     readings = []
-    for meta, summary_rows, paired_rows, cross_rows in experiments:
+    for meta, summary_rows, paired_rows, cross_rows, figures in experiments:
         parts.append(f"## {meta.get('title') or meta['name']}")
         if meta.get("description"):
             parts.append(meta["description"])
         parts += experiment_sections(
-            meta, summary_rows, paired_rows, cross_rows, heading="###", paper_page=PAPER_PAGE_FROM_DOCS
+            meta,
+            summary_rows,
+            paired_rows,
+            cross_rows,
+            heading="###",
+            paper_page=PAPER_PAGE_FROM_DOCS,
+            figures=figures,
+            figure_folder=f"../results/{meta['name']}/",
         )
         parts.append(f"Files and commands: [`results/{meta['name']}/`](../results/{meta['name']}/README.md).")
         for row in paired_rows:
