@@ -89,7 +89,7 @@ def build_parser():
             f"{name}: {', '.join(f'{key} {value}' for key, value in setting.items())}"
             for name, setting in JAX_VARIANTS.items()))
     add("--jit-compile", choices=("auto", "on", "off"), default="auto",
-        help="Keras' jit_compile for our models (auto: XLA on JAX and TensorFlow, eager on torch)")
+        help="Keras' jit_compile for our models (auto: XLA on JAX, on TensorFlow only with a GPU, eager on torch)")
     add("--output", default="results/benchmarks/plain_torch_cpu",
         help="path prefix of the .json and .md results")
     add("--worker", choices=(PLAIN, *BACKENDS, *(f"jax+{name}" for name in JAX_VARIANTS)), help=argparse.SUPPRESS)
