@@ -20,6 +20,7 @@ from keras_gradattn.utils import atomic_write_text
 
 BASELINE = "resnet18"
 BACKEND_ORDER = ("tensorflow", "jax", "torch")
+BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
 RUN_FIELDS = (
     "dataset", "model", "seed", "backend", "status", "max_epochs", "max_train_samples",
@@ -128,6 +129,11 @@ def _record(config, status, metrics):
     }
 
 
+def backend_name(backend):
+    """How the documents name a backend: "TensorFlow", "JAX", "PyTorch"."""
+    return BACKEND_NAMES.get(backend, str(backend))
+
+
 def budget_key(record):
     """The record's `BUDGET_FIELDS` values: runs with equal keys are comparable."""
     return tuple(record[field] for field in BUDGET_FIELDS)
@@ -140,7 +146,8 @@ def model_order(models):
     return sorted(set(models), key=lambda name: (fixed.index(name) if name in fixed else len(fixed), name))
 
 
-def _finished(records):
+def finished_records(records):
+    """The records of runs that finished with a test accuracy (what the tables average)."""
     return [record for record in records if record["status"] == "finished" and record["top1_pct"] is not None]
 
 
@@ -152,7 +159,7 @@ def summarize(records):
         cells.setdefault(key, []).append(record)
     rows = []
     for key, group in cells.items():
-        finished = sorted(_finished(group), key=lambda record: record["seed"])
+        finished = sorted(finished_records(group), key=lambda record: record["seed"])
         dataset, model, backend, budget = key
         row = {"dataset": dataset, "model": model, "backend": backend}
         row.update(zip(BUDGET_FIELDS, budget))
@@ -190,7 +197,7 @@ def paired_comparisons(records, baseline=BASELINE):
     """Every other model against `baseline`, on the seeds both finished,
     within each (dataset, backend, budget)."""
     groups = {}
-    for record in _finished(records):
+    for record in finished_records(records):
         key = (record["dataset"], record["backend"], budget_key(record))
         groups.setdefault(key, {}).setdefault(record["model"], {})[record["seed"]] = record["top1_pct"]
     rows = []
@@ -235,7 +242,7 @@ def cross_backend(records):
     """Per (dataset, model, seed, budget) run under two or more backends: the
     test top-1 and time per epoch under each, and the top-1 spread (max - min)."""
     groups = {}
-    for record in _finished(records):
+    for record in finished_records(records):
         key = (record["dataset"], record["model"], record["seed"], budget_key(record))
         groups.setdefault(key, {})[record["backend"]] = record
     backends = [name for name in BACKEND_ORDER if any(name in group for group in groups.values())]

@@ -16,7 +16,7 @@ import numpy as np
 from keras_gradattn.experiments.aggregate import BUDGET_FIELDS
 from keras_gradattn.experiments.aggregate import read_run_record
 from keras_gradattn.experiments.aggregate import run_folders
-from keras_gradattn.experiments.results_markdown import backend_name
+from keras_gradattn.experiments.aggregate import backend_name
 from keras_gradattn.experiments.results_markdown import fmt
 from keras_gradattn.experiments.results_markdown import fmt_pm
 from keras_gradattn.experiments.seed_statistics import mean_std

@@ -70,7 +70,8 @@ def record_invocation(results_dir, name, grid_record, budget_record, command, ti
     meta["machine"] = describe_machine()
     # Each invocation's own grid, so that the cells it asked for and that have
     # not finished can be listed (the merged grid above may be wider).
-    meta["invocations"].append({"command": command, "started": _now(), "grid": {key: list(values) for key, values in grid_record.items()}})
+    invocation_grid = {key: list(values) for key, values in grid_record.items()}
+    meta["invocations"].append({"command": command, "started": _now(), "grid": invocation_grid})
     atomic_write_json(meta_path(results_dir), meta)
     return meta
 

@@ -1,15 +1,15 @@
 """An experiment's figures over seeds: validation accuracy per epoch and the
 probe's gradient norm per layer, one line per model.
 
-Both are drawn from the collected runs (`history.csv` and `gradient_probe.json`
-under `results/<experiment>/runs/`), so `--aggregate-only` redraws them from
-the committed files alone. Runs are grouped as the tables group them: one
-panel per dataset, backend and budget, since runs that differ in any of them
-are never averaged together.
+Both are drawn from the collected runs (`history.csv`, `metrics.json` and
+`gradient_probe.json` under `results/<experiment>/runs/`), so
+`--aggregate-only` redraws them from the committed files alone. Runs are
+grouped as the tables group them: one panel per dataset, backend and budget,
+since runs that differ in any of them are never averaged together; a model
+keeps its colour in every panel of both figures.
 """
 
 import csv
-import json
 import math
 import os
 
@@ -18,13 +18,13 @@ from keras_gradattn.experiments.seed_statistics import mean_std
 
 VALIDATION_FIGURE = "validation_accuracy.png"
 GRADIENT_FIGURE = "gradient_flow.png"
-# More lines than this in one panel (a design-space grid) cannot be told
-# apart; such experiments get no figure (the design space draws its own).
+# More lines than this in one panel (a design-space grid has 15) cannot be
+# told apart; such experiments get no figure (the design space draws its own).
 MAX_MODELS_PER_PANEL = 8
 
 
 def read_history(folder):
-    """`{"epoch": [...], "val_accuracy": [...]}` from a run's history.csv, or None without one."""
+    """`{"epoch": [...], "val_accuracy": [...]}` (percent) from a run's history.csv, or None without one."""
     path = os.path.join(folder, "history.csv")
     if not os.path.exists(path):
         return None
@@ -39,26 +39,23 @@ def read_history(folder):
 
 
 def read_layer_norms(folder):
-    """`(layer_names, mean L2 norm per layer over the probe's batches)`, or None without a probe."""
+    """The probe's mean L2 norm per layer (input to output), or None without a probe file."""
     path = os.path.join(folder, "gradient_probe.json")
     if not os.path.exists(path):
         return None
-    with open(path) as file:
-        probe = json.load(file)
-    per_batch = probe.get("per_batch", {}).get("l2_norm") or []
-    if not per_batch:
-        return None
-    names = [layer["name"] for layer in probe["layers"]]
-    means = [sum(batch[index] for batch in per_batch) / len(per_batch) for index in range(len(names))]
-    return names, means
+    # Imported here: the probe module imports Keras, which the tables and
+    # documents never need.
+    from keras_gradattn.analysis.probe import GradientFlowReport
+
+    return [float(norm) for norm in GradientFlowReport.load(path).mean_norms]
 
 
 def finished_runs(runs_root):
-    """`[(record, folder)]` of every finished run below `runs_root`, in table order."""
+    """`[(record, folder)]` of every run below `runs_root` that the tables average, in table order."""
     runs = []
     for folder in aggregate.run_folders(runs_root):
         record = aggregate.read_run_record(folder)
-        if record["status"] == "finished":
+        if aggregate.finished_records([record]):
             runs.append((record, folder))
     order = aggregate.model_order(record["model"] for record, _ in runs)
     runs.sort(
@@ -76,16 +73,16 @@ def finished_runs(runs_root):
 
 
 def panels(runs):
-    """`{(dataset, backend, budget): {model: [folder, ...]}}`, insertion-ordered as `runs`."""
+    """`{(dataset, backend, budget): {model: [(record, folder), ...]}}`, in the order of `runs`."""
     grouped = {}
     for record, folder in runs:
         key = (record["dataset"], record["backend"], aggregate.budget_key(record))
-        grouped.setdefault(key, {}).setdefault(record["model"], []).append(folder)
+        grouped.setdefault(key, {}).setdefault(record["model"], []).append((record, folder))
     return grouped
 
 
 def epoch_band(histories):
-    """Per epoch: `(epochs, mean, std, seeds still running)` of validation accuracy.
+    """Per epoch: `(epochs, mean, std, seeds that reached it)` of validation accuracy.
 
     Early stopping ends seeds at different epochs; each epoch averages the
     seeds that reached it, and the count says how many did.
@@ -106,13 +103,19 @@ def epoch_band(histories):
     return epochs, means, stds, counts
 
 
-def _panel_title(key):
-    from keras_gradattn.experiments.results_markdown import backend_name
+def model_colors(plt, runs):
+    """One colour per model, the same in every panel and both figures."""
+    palette = plt.get_cmap("tab10").colors
+    models = aggregate.model_order(record["model"] for record, _ in runs)
+    return {model: palette[index % len(palette)] for index, model in enumerate(models)}
 
+
+def _panel_title(key):
     dataset, backend, budget = key
     budget = dict(zip(aggregate.BUDGET_FIELDS, budget))
     train = f", {budget['train_size']:,} training images" if budget.get("train_size") else ""
-    return f"{dataset}, {backend_name(backend)}{train}, at most {budget['max_epochs']} epochs"
+    epochs = budget["max_epochs"]
+    return f"{dataset}, {aggregate.backend_name(backend)}{train}, at most {epochs} epoch{'s' if epochs != 1 else ''}"
 
 
 def _grid(plt, count, width=7.0, height=4.2):
@@ -128,44 +131,60 @@ def _grid(plt, count, width=7.0, height=4.2):
 def _save(plt, figure, path):
     from keras_gradattn.utils.io import atomic_path
 
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=80)
-    plt.close(figure)
+    try:
+        figure.tight_layout()
+        with atomic_path(path) as temporary:
+            # No "Software" entry: the committed PNGs then change only when
+            # the figure does, not with every matplotlib release.
+            figure.savefig(temporary, format="png", dpi=80, metadata={"Software": None})
+    finally:
+        plt.close(figure)
+
+
+def _crowded(grouped):
+    return any(len(models) > MAX_MODELS_PER_PANEL for models in grouped.values())
 
 
 def plot_validation_accuracy(runs, path, title=None):
     """Validation top-1 per epoch of every model: mean ± std over seeds (band),
-    each seed faint, its restored best epoch marked. Returns False (no file)
-    when no run has a history or a panel is crowded."""
+    each seed faint, the best epoch it restored starred. Returns False (no
+    file) when no run has a history or a panel is crowded."""
     from matplotlib.ticker import MaxNLocator
 
     from keras_gradattn.utils.plotting import pyplot
 
-    grouped = {
-        key: {model: histories for model, folders in models.items() if (histories := _histories(folders))}
-        for key, models in panels(runs).items()
-    }
-    grouped = {key: models for key, models in grouped.items() if models}
+    grouped = {}
+    for key, models in panels(runs).items():
+        curves = {}
+        for model, model_runs in models.items():
+            seeds = [(record, history) for record, folder in model_runs if (history := read_history(folder))]
+            if seeds:
+                curves[model] = seeds
+        if curves:
+            grouped[key] = curves
     if not grouped or _crowded(grouped):
         return False
     plt = pyplot()
+    colors = model_colors(plt, runs)
     figure, axes = _grid(plt, len(grouped))
-    colors = plt.get_cmap("tab10").colors
     for axis, (key, models) in zip(axes, grouped.items()):
         lowest = []
-        for index, (model, histories) in enumerate(models.items()):
-            color = colors[index % len(colors)]
-            for history in histories:
+        for model, seeds in models.items():
+            color = colors[model]
+            for record, history in seeds:
                 axis.plot(history["epoch"], history["val_accuracy"], color=color, alpha=0.25, linewidth=0.8)
-                best = max(range(len(history["epoch"])), key=lambda i: history["val_accuracy"][i])
-                axis.plot(history["epoch"][best], history["val_accuracy"][best], "*", color=color, markersize=7)
+                best = record.get("best_epoch")
+                if best in history["epoch"]:
+                    value = history["val_accuracy"][history["epoch"].index(best)]
+                    axis.plot(best, value, "*", color=color, markersize=7)
+            histories = [history for _, history in seeds]
             epochs, means, stds, _ = epoch_band(histories)
             axis.plot(epochs, means, color=color, linewidth=1.8, label=f"{model} (n={len(histories)})")
-            axis.fill_between(
-                epochs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)], color=color, alpha=0.2
-            )
-            # Scale to the bulk of training, not the first epoch's low start.
+            lower = [mean - std for mean, std in zip(means, stds)]
+            upper = [mean + std for mean, std in zip(means, stds)]
+            axis.fill_between(epochs, lower, upper, color=color, alpha=0.2)
+            # Scale to the bulk of training: the first two epochs start far
+            # lower and would flatten everything after them.
             lowest.append(min(means[min(2, len(means) - 1) :]))
         axis.set_ylim(max(0.0, min(lowest) - 3.0), None)
         axis.set_title(_panel_title(key), fontsize=10)
@@ -179,50 +198,49 @@ def plot_validation_accuracy(runs, path, title=None):
     return True
 
 
-def _crowded(grouped):
-    return any(len(models) > MAX_MODELS_PER_PANEL for models in grouped.values())
-
-
-def _histories(folders):
-    return [history for folder in folders if (history := read_history(folder))]
-
-
 def plot_gradient_flow(runs, path, title=None):
-    """The probe's mean gradient norm per layer (input to output, log scale) of
-    every model after training: mean over seeds, band from the lowest to the
-    highest seed. Returns False (no file) when no run has a probe or a panel
-    is crowded."""
+    """The probe's mean gradient norm per layer after training (log scale), every
+    model: mean over seeds, band from the lowest to the highest seed.
+
+    Models probe different numbers of layers (ResNet-18 21, GradAttn 44 with
+    its encoder), so the x axis is relative depth, input 0 to output 1.
+    Returns False (no file) when no run has a probe or a panel is crowded.
+    """
     from keras_gradattn.utils.plotting import pyplot
 
     grouped = {}
     for key, models in panels(runs).items():
-        profiles = {model: [norms for folder in folders if (norms := read_layer_norms(folder))] for model, folders in models.items()}
-        profiles = {model: norms for model, norms in profiles.items() if norms}
+        profiles = {}
+        for model, model_runs in models.items():
+            norms = [norms for _, folder in model_runs if (norms := read_layer_norms(folder))]
+            # Seeds of one model probe the same layers; a mismatch is not averaged.
+            if norms and len({len(profile) for profile in norms}) == 1:
+                profiles[model] = norms
         if profiles:
             grouped[key] = profiles
     if not grouped or _crowded(grouped):
         return False
     plt = pyplot()
+    colors = model_colors(plt, runs)
     figure, axes = _grid(plt, len(grouped))
-    colors = plt.get_cmap("tab10").colors
     for axis, (key, models) in zip(axes, grouped.items()):
-        for index, (model, profiles) in enumerate(models.items()):
-            color = colors[index % len(colors)]
-            count = min(len(means) for _, means in profiles)
-            by_layer = [[means[layer] for _, means in profiles] for layer in range(count)]
-            layers = list(range(1, count + 1))
+        for model, profiles in models.items():
+            count = len(profiles[0])
+            by_layer = list(zip(*profiles))
+            depth = [index / max(count - 1, 1) for index in range(count)]
             axis.plot(
-                layers,
+                depth,
                 [sum(values) / len(values) for values in by_layer],
-                color=color,
+                color=colors[model],
                 marker="o",
                 markersize=2.5,
                 label=f"{model} (n={len(profiles)}, {count} layers)",
             )
-            axis.fill_between(layers, [min(v) for v in by_layer], [max(v) for v in by_layer], color=color, alpha=0.2)
+            lowest, highest = [min(values) for values in by_layer], [max(values) for values in by_layer]
+            axis.fill_between(depth, lowest, highest, color=colors[model], alpha=0.2)
         axis.set_yscale("log")
         axis.set_title(_panel_title(key), fontsize=10)
-        axis.set_xlabel("probed layer (input to output)")
+        axis.set_xlabel("relative depth of the probed layer (input 0, output 1)")
         axis.set_ylabel("gradient norm at the layer's output")
         axis.grid(alpha=0.3, which="both")
         axis.legend(fontsize=8)

@@ -11,6 +11,7 @@ import os
 
 from keras_gradattn.experiments import paper
 from keras_gradattn.experiments.aggregate import BUDGET_FIELDS
+from keras_gradattn.experiments.aggregate import backend_name
 from keras_gradattn.experiments.aggregate import read_csv
 from keras_gradattn.experiments.figures import GRADIENT_FIGURE
 from keras_gradattn.experiments.figures import VALIDATION_FIGURE
@@ -21,7 +22,6 @@ SUMMARY_FILE = "summary.csv"
 PAIRED_FILE = "paired.csv"
 CROSS_BACKEND_FILE = "cross_backend.csv"
 RUNS_FILE = "runs.csv"
-BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 # docs/paper.md (the paper's facts), as linked from docs/results.md and from
 # results/<experiment>/README.md, the two places these pages are written to.
 PAPER_PAGE_FROM_DOCS = "paper.md"
@@ -47,10 +47,6 @@ def fmt_pm(mean, std, digits=2, signed=False):
 
 def fmt_int(value):
     return "-" if is_missing(value) else f"{int(value):,}"
-
-
-def backend_name(backend):
-    return BACKEND_NAMES.get(backend, str(backend))
 
 
 # --- budget ---------------------------------------------------------------------
@@ -368,7 +364,7 @@ def experiment_sections(
     unfinished = unfinished_list(meta, summary_rows)
     if unfinished:
         parts += [
-            f"{heading} Cells not run yet",
+            f"{heading} Cells without a finished run",
             "Asked for by an invocation of the grid, without a finished run (not started, "
             "unfinished or diverged); the tables above leave them out.",
             unfinished,
@@ -404,11 +400,14 @@ def experiment_sections(
             "decay rate: mean of norm[i] / norm[i+1]; bottleneck: norm < mean - 2 std.",
             flow,
         ]
-        if GRADIENT_FIGURE in figures:
-            parts.append(
-                "Per layer, the same probe's mean gradient norm (mean over seeds; band: lowest to "
-                f"highest seed):\n\n![Gradient norm per layer]({figure_folder}{GRADIENT_FIGURE})"
-            )
+    if GRADIENT_FIGURE in figures:
+        if not flow:
+            parts.append(f"{heading} Gradient flow after training")
+        parts.append(
+            "Per layer, the probe's mean gradient norm (mean over seeds; band: lowest to highest seed; "
+            "depth relative, since the models probe different numbers of layers):\n\n"
+            f"![Gradient norm per layer]({figure_folder}{GRADIENT_FIGURE})"
+        )
     cross = cross_backend_table(cross_rows)
     if cross:
         parts += [

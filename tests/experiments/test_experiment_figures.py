@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from keras_gradattn.analysis.probe import PROBE_FORMAT
 from keras_gradattn.experiments import experiment
 from keras_gradattn.experiments import figures
 from keras_gradattn.experiments import results_markdown
@@ -26,8 +27,13 @@ def write_history(folder, val_accuracies):
 
 def write_probe(folder, per_batch):
     layers = [{"name": f"layer{index}", "kind": "conv"} for index in range(len(per_batch[0]))]
+    probe = {
+        "format": PROBE_FORMAT, "model_name": "m", "backend": "tensorflow", "training": False,
+        "loss": "sparse_categorical_crossentropy", "layers": layers, "per_batch": {"l2_norm": per_batch},
+        "losses": [1.0] * len(per_batch), "missing_layers": [], "statistics": {},
+    }  # fmt: skip
     with open(os.path.join(folder, "gradient_probe.json"), "w") as file:
-        json.dump({"layers": layers, "per_batch": {"l2_norm": per_batch}}, file)
+        json.dump(probe, file)
 
 
 def make_run(root, model, seed, val_accuracies, per_batch=None, backend="tensorflow", status="finished"):
@@ -54,9 +60,7 @@ def test_epoch_band_averages_the_seeds_that_reached_each_epoch():
 
 def test_layer_norms_are_averaged_over_the_probe_batches(tmp_path):
     write_probe(tmp_path, [[1.0, 0.1, 0.01], [3.0, 0.3, 0.03]])
-    names, means = figures.read_layer_norms(tmp_path)
-    assert names == ["layer0", "layer1", "layer2"]
-    assert means == pytest.approx([2.0, 0.2, 0.02])
+    assert figures.read_layer_norms(tmp_path) == pytest.approx([2.0, 0.2, 0.02])
 
 
 def test_history_is_read_in_percent_and_a_run_without_one_is_skipped(tmp_path):
@@ -84,7 +88,7 @@ def test_write_tables_draws_both_figures_and_the_readme_shows_them(tmp_path):
     assert f"![Validation accuracy per epoch]({figures.VALIDATION_FIGURE})" in readme
     assert f"![Gradient norm per layer]({figures.GRADIENT_FIGURE})" in readme
     # Seed 44 never finished (one diverged, one never started): both listed, nothing else.
-    section = readme.split("Cells not run yet")[1].split("##")[0]
+    section = readme.split("Cells without a finished run")[1].split("##")[0]
     assert "- fashion_mnist `resnet18` (TensorFlow): seed 44" in section
     assert "- fashion_mnist `gradattn_learned_pe` (TensorFlow): seed 44" in section
     assert "42" not in section and "43" not in section
@@ -113,9 +117,18 @@ def test_invocations_recorded_without_a_grid_list_no_cells():
     assert results_markdown.unfinished_cells(meta, summary) == [("digits", "resnet18", "jax", ["2"])]
 
 
-def test_a_panel_with_more_models_than_colours_gets_no_figure(tmp_path):
+def test_a_panel_with_more_models_than_can_be_told_apart_gets_no_figure(tmp_path):
     results = tmp_path / "exp"
     for index in range(figures.MAX_MODELS_PER_PANEL + 1):
         make_run(results / "runs", f"model{index}", 42, [0.6, 0.8], [[0.1, 0.05]])
     assert figures.write_figures(str(results)) == []
     assert results_markdown.present_figures(str(results)) == ()
+
+
+def test_a_model_keeps_its_colour_in_every_panel():
+    from keras_gradattn.utils.plotting import pyplot
+
+    # Colours follow the tables' model order, not the order runs come in.
+    runs = [({"model": "gradattn_rope"}, "a"), ({"model": "resnet18"}, "b"), ({"model": "gradattn_rope"}, "c")]
+    palette = pyplot().get_cmap("tab10").colors
+    assert figures.model_colors(pyplot(), runs) == {"resnet18": palette[0], "gradattn_rope": palette[1]}
