@@ -141,6 +141,15 @@ COMMANDS = (
         ),
     ),
     (
+        "scripts/profile_tensorflow_step.py",
+        (
+            "Where TensorFlow's CPU training step (graph executor, oneDNN) spends its time beside plain "
+            "PyTorch's: the step, and the profiler's kernel time per op type, convolutions against PyTorch's "
+            "oneDNN kernels. Its output is `results/benchmarks/tensorflow_profile_cpu.txt` "
+            "([benchmarks.md](benchmarks.md))."
+        ),
+    ),
+    (
         "scripts/compare_runs.py",
         (
             "How far apart two run directories are: the largest relative differences of their losses "
