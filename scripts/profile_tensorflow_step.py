@@ -166,7 +166,8 @@ def main(argv=None):
     print()
     print("| | step ms | convolutions ms |")
     print("| --- | ---: | ---: |")
-    print(f"| TensorFlow (graph, oneDNN) | {tf_report['step_ms']:.1f} | {convolutions:.1f} "
+    label = "TensorFlow (XLA)" if tf_report["jit_compile"] else "TensorFlow (graph, oneDNN)"
+    print(f"| {label} | {tf_report['step_ms']:.1f} | {convolutions:.1f} "
           f"({convolutions / total:.0%} of {total:.1f} ms of kernels) |")  # fmt: skip
     print(f"| plain PyTorch (eager, oneDNN) | {torch_report['step_ms']:.1f} | {torch_report['all_ms']:.1f} |")
     print()

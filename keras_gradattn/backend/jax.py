@@ -57,5 +57,5 @@ def state_creation_scope(model):
 
 
 def batch_normalization_in_training(inputs, gamma, beta, epsilon):
-    # The compiler fuses Keras' portable batch norm already.
+    # XLA fuses Keras' portable batch norm already.
     return None

@@ -3,8 +3,9 @@
 The same layer, with the same configuration, variables and results; only
 the kernel it runs in training differs, and only on PyTorch (see
 `keras_gradattn.backend`): one fused batch-norm kernel instead of Keras'
-element-wise ops and reductions. On JAX and TensorFlow the compiler fuses
-those already, and the layer runs Keras' own code. A model built from it
+element-wise ops and reductions. On JAX, XLA fuses those already; on
+TensorFlow, its fused kernel was measured and was no faster on a CPU. There
+the layer runs Keras' own code. A model built from it
 saves the same weights as one built from Keras' layer, so `.keras` files
 stay portable across backends; `GRADATTN_PORTABLE_LAYERS=1` switches the
 fast path off.
