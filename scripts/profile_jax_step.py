@@ -26,26 +26,14 @@ import argparse
 import collections
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Runs from a checkout without installing the package.
 sys.path.insert(0, REPOSITORY)
 
 BATCH, INPUT_SHAPE, NUM_CLASSES = 128, (28, 28, 1), 10
-
-
-def _median_seconds(function, repeats):
-    function()  # compilation, allocation
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _convolutions(jaxpr):
@@ -66,11 +54,13 @@ def _time_alone(equations, repeats):
     import jax
     import jax.numpy as jnp
 
+    from keras_gradattn.benchmarks import median_call_seconds
+
     rows = []
     for equation in equations:
         operands = [jnp.ones(variable.aval.shape, variable.aval.dtype) for variable in equation.invars]
         alone = jax.jit(lambda *arrays, equation=equation: equation.primitive.bind(*arrays, **equation.params))
-        seconds = _median_seconds(lambda: alone(*operands).block_until_ready(), repeats)
+        seconds = median_call_seconds(lambda: alone(*operands).block_until_ready(), repeats)
         rows.append((seconds, [tuple(variable.aval.shape) for variable in equation.invars]))
     return rows
 
@@ -87,7 +77,8 @@ def jax_worker(steps, repeats):
     images, labels = benchmarks.synthetic_batch(BATCH, INPUT_SHAPE, NUM_CLASSES)
     model = create_model("resnet18", num_classes=NUM_CLASSES, input_shape=INPUT_SHAPE)
     model.compile()  # the paper's AdamL2; jit_compile="auto" is XLA on JAX
-    step_seconds = _median_seconds(benchmarks.training_function(model, images, labels, steps), repeats) / steps
+    train = benchmarks.training_function(model, images, labels, steps)
+    step_seconds = benchmarks.median_call_seconds(train, repeats) / steps
 
     trainable = [variable.value for variable in model.trainable_variables]
     non_trainable = [variable.value for variable in model.non_trainable_variables]
@@ -141,7 +132,7 @@ def plain_torch_worker(steps, repeats):
             F.cross_entropy(model(images), labels).backward()
             optimizer.step()
 
-    step_seconds = _median_seconds(train, repeats) / steps
+    step_seconds = benchmarks.median_call_seconds(train, repeats) / steps
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         train()
     self_ms = collections.defaultdict(float)

@@ -25,27 +25,15 @@ import glob
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Runs from a checkout without installing the package.
 sys.path.insert(0, REPOSITORY)
 
 BATCH, INPUT_SHAPE, NUM_CLASSES = 128, (28, 28, 1), 10
-
-
-def _median_seconds(function, repeats):
-    function()  # tracing, allocation
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 # "op_name:OpType", as the executor names each kernel's event; the op name
@@ -96,6 +84,7 @@ def tensorflow_worker(model_name, steps, repeats):
     import tensorflow as tf
 
     import keras_gradattn
+    from keras_gradattn.benchmarks import median_call_seconds
 
     rng = np.random.default_rng(0)
     images = rng.random((BATCH * steps, *INPUT_SHAPE), dtype="float32")
@@ -106,7 +95,7 @@ def tensorflow_worker(model_name, steps, repeats):
     def train():
         model.fit(images, labels, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
 
-    step_seconds = _median_seconds(train, repeats) / steps
+    step_seconds = median_call_seconds(train, repeats) / steps
     with tempfile.TemporaryDirectory() as logdir:
         with tf.profiler.experimental.Profile(logdir):
             train()

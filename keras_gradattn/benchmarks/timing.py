@@ -40,6 +40,18 @@ def synthetic_batch(batch_size, input_shape, num_classes, seed=0):
     return images, labels
 
 
+def median_call_seconds(function, repeats):
+    """Median wall-clock seconds of `repeats` calls of `function`, after one
+    untimed call (compilation, tracing, allocation)."""
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def measure_interleaved(functions, images_per_call, warmup_calls=1, rounds=7,
                         progress=None):
     """Times several functions round-robin.

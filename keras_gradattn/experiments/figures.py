@@ -81,6 +81,22 @@ def panels(runs):
     return grouped
 
 
+def _read_panels(runs, read, keep=lambda values: True):
+    """`{panel: {model: [read(record, folder) of each seed]}}`, seeds for which
+    `read` finds nothing left out, then models without seeds or whose values
+    `keep` rejects, then empty panels."""
+    grouped = {}
+    for key, models in panels(runs).items():
+        values_by_model = {}
+        for model, model_runs in models.items():
+            values = [value for record, folder in model_runs if (value := read(record, folder))]
+            if values and keep(values):
+                values_by_model[model] = values
+        if values_by_model:
+            grouped[key] = values_by_model
+    return grouped
+
+
 def epoch_band(histories):
     """Per epoch: `(epochs, mean, std, seeds that reached it)` of validation accuracy.
 
@@ -153,15 +169,9 @@ def plot_validation_accuracy(runs, path, title=None):
 
     from keras_gradattn.utils.plotting import pyplot
 
-    grouped = {}
-    for key, models in panels(runs).items():
-        curves = {}
-        for model, model_runs in models.items():
-            seeds = [(record, history) for record, folder in model_runs if (history := read_history(folder))]
-            if seeds:
-                curves[model] = seeds
-        if curves:
-            grouped[key] = curves
+    grouped = _read_panels(
+        runs, lambda record, folder: (record, history) if (history := read_history(folder)) else None
+    )
     if not grouped or _crowded(grouped):
         return False
     plt = pyplot()
@@ -208,16 +218,12 @@ def plot_gradient_flow(runs, path, title=None):
     """
     from keras_gradattn.utils.plotting import pyplot
 
-    grouped = {}
-    for key, models in panels(runs).items():
-        profiles = {}
-        for model, model_runs in models.items():
-            norms = [norms for _, folder in model_runs if (norms := read_layer_norms(folder))]
-            # Seeds of one model probe the same layers; a mismatch is not averaged.
-            if norms and len({len(profile) for profile in norms}) == 1:
-                profiles[model] = norms
-        if profiles:
-            grouped[key] = profiles
+    grouped = _read_panels(
+        runs,
+        lambda record, folder: read_layer_norms(folder),
+        # Seeds of one model probe the same layers; a mismatch is not averaged.
+        keep=lambda profiles: len({len(profile) for profile in profiles}) == 1,
+    )
     if not grouped or _crowded(grouped):
         return False
     plt = pyplot()
