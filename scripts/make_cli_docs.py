@@ -144,9 +144,9 @@ COMMANDS = (
         "scripts/profile_tensorflow_step.py",
         (
             "Where TensorFlow's CPU training step (graph executor, oneDNN) spends its time beside plain "
-            "PyTorch's: the step, and the profiler's kernel time per op type, convolutions against PyTorch's "
-            "oneDNN kernels. Its output is `results/benchmarks/tensorflow_profile_cpu.txt` "
-            "([benchmarks.md](benchmarks.md))."
+            "PyTorch's step of the same model: the step, the profiler's kernel time per op type, and both "
+            "sides' op time as convolutions, matrix products and the rest. Its outputs are "
+            "`results/benchmarks/tensorflow_profile_cpu*.txt` ([benchmarks.md](benchmarks.md))."
         ),
     ),
     (

@@ -110,7 +110,24 @@ def jax_worker(steps, repeats):
     }
 
 
-def plain_torch_worker(steps, repeats):
+def torch_op_kind(name):
+    """The category of a torch.profiler op: "convolution", "matrix product" or "other"."""
+    if "convolution" in name:
+        return "convolution"
+    if name in TORCH_MATRIX_PRODUCTS:
+        return "matrix product"
+    return "other"
+
+
+# Self time of these is the matrix arithmetic of Linear layers and attention.
+TORCH_MATRIX_PRODUCTS = (
+    "aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
+    "aten::_scaled_dot_product_flash_attention_for_cpu",
+    "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
+)  # fmt: skip
+
+
+def plain_torch_worker(steps, repeats, model_name="resnet18"):
     import torch
     import torch.nn.functional as F
     from torch.profiler import ProfilerActivity
@@ -123,7 +140,7 @@ def plain_torch_worker(steps, repeats):
     images = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
     labels = torch.from_numpy(labels.astype("int64"))
     torch.manual_seed(0)
-    model = create_plain_model("resnet18", num_classes=NUM_CLASSES, in_channels=INPUT_SHAPE[-1]).train()
+    model = create_plain_model(model_name, num_classes=NUM_CLASSES, in_channels=INPUT_SHAPE[-1]).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
 
     def train():
@@ -138,14 +155,20 @@ def plain_torch_worker(steps, repeats):
     self_ms = collections.defaultdict(float)
     calls = collections.Counter()
     for event in profiler.key_averages():
-        if "convolution" in event.key:
-            self_ms[event.key] += event.self_cpu_time_total / 1000 / steps
-            calls[event.key] += event.count // steps
+        self_ms[event.key] += event.self_cpu_time_total / 1000 / steps
+        calls[event.key] += event.count // steps
+    convolutions = {key: ms for key, ms in self_ms.items() if torch_op_kind(key) == "convolution"}
+    kinds = collections.defaultdict(float)
+    for key, ms in self_ms.items():
+        kinds[torch_op_kind(key)] += ms
     return {
+        "model": model_name,
         "step_ms": 1000 * step_seconds,
-        "forward_ms": sum(ms for key, ms in self_ms.items() if "backward" not in key),
-        "all_ms": sum(self_ms.values()),
-        "kernels": {key: [round(ms, 2), calls[key]] for key, ms in self_ms.items() if ms > 0.01},
+        "forward_ms": sum(ms for key, ms in convolutions.items() if "backward" not in key),
+        "all_ms": sum(convolutions.values()),
+        "kernels": {key: [round(ms, 2), calls[key]] for key, ms in convolutions.items() if ms > 0.01},
+        "kinds_ms": dict(kinds),
+        "ops": {key: [round(ms, 2), calls[key]] for key, ms in sorted(self_ms.items(), key=lambda item: -item[1])[:20]},
     }
 
 
@@ -160,12 +183,15 @@ def main(argv=None):
     parser.add_argument("--repeats", type=positive_int, default=5,
                         help="timed calls (and timings of each convolution)")  # fmt: skip
     parser.add_argument("--worker", choices=("jax", "plain_torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker-model", default="resnet18", help=argparse.SUPPRESS)
     args, status = parse_command_line(parser, sys.argv[1:] if argv is None else argv)
     if args is None:
         return status
     if args.worker:
-        worker = jax_worker if args.worker == "jax" else plain_torch_worker
-        print(json.dumps(worker(args.steps, args.repeats)))
+        if args.worker == "jax":
+            print(json.dumps(jax_worker(args.steps, args.repeats)))
+        else:
+            print(json.dumps(plain_torch_worker(args.steps, args.repeats, args.worker_model)))
         return 0
 
     # One process each: the two runtimes' thread pools would share the cores.

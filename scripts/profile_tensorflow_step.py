@@ -1,17 +1,21 @@
 #!/usr/bin/env python
-"""Where a TensorFlow training step of ResNet-18 spends its time on the CPU, beside plain PyTorch's.
+"""Where a TensorFlow training step spends its time on the CPU, beside plain PyTorch's same model.
 
 Prints, for a model (default ResNet-18; 28x28x1, batch 128, float32, Keras'
 default `jit_compile="auto"`, which on a machine without a GPU is
 TensorFlow's graph executor with its oneDNN kernels, no XLA):
 
 - the milliseconds per training step (median of timed `fit` calls), and
-  plain PyTorch's (plain_torch/, eager, torch.optim.Adam) in the same run;
+  plain PyTorch's for the same model (plain_torch/, eager,
+  torch.optim.Adam) in the same run;
 - TensorFlow's profiler trace of one `fit` epoch, summed per op type: the
-  kernel time per step and calls per step of each type, its share of the
-  summed kernel time, and the convolutions' total (forward and both
-  gradients) beside plain PyTorch's oneDNN convolutions (torch.profiler
-  self time, from `profile_jax_step.py --worker plain_torch`).
+  kernel time per step and calls per step of each type and its share of the
+  summed kernel time;
+- both sides' op time per step in three kinds: convolutions (forward and
+  both gradients), matrix products (Linear layers, attention) and
+  everything else, beside plain PyTorch's torch.profiler self time (from
+  `profile_jax_step.py --worker plain_torch`), and plain PyTorch's
+  costliest ops.
 
 With two cores TensorFlow may run two ops at once, so the summed kernel time
 can exceed the step's wall time; the shares are of that sum.
@@ -56,6 +60,18 @@ def op_type(event_name):
 
 def is_convolution(kind):
     return "Conv2D" in kind
+
+
+def tensorflow_op_kind(kind):
+    """The category of a TensorFlow op type: "convolution", "matrix product" or "other"."""
+    if is_convolution(kind):
+        return "convolution"
+    if "MatMul" in kind:
+        return "matrix product"
+    return "other"
+
+
+OP_KINDS = ("convolution", "matrix product", "other")
 
 
 def kernel_times(space_bytes, steps):
@@ -128,7 +144,8 @@ def main(argv=None):
 
     # One process each: the two runtimes' thread pools would share the cores.
     commands = {
-        "plain_torch": [os.path.join(REPOSITORY, "scripts", "profile_jax_step.py"), "--worker", "plain_torch"],
+        "plain_torch": [os.path.join(REPOSITORY, "scripts", "profile_jax_step.py"), "--worker", "plain_torch",
+                        "--worker-model", args.model],
         "tensorflow": [os.path.abspath(__file__), "--worker", "--model", args.model],
     }
     reports = {}
@@ -145,20 +162,22 @@ def main(argv=None):
     tf_report, torch_report = reports["tensorflow"], reports["plain_torch"]
     kernels = tf_report["kernels"]
     total = sum(ms for ms, _ in kernels.values())
-    convolutions = sum(ms for kind, (ms, _) in kernels.items() if is_convolution(kind))
+    tf_kinds = collections.defaultdict(float)
+    for kind, (ms, _) in kernels.items():
+        tf_kinds[tensorflow_op_kind(kind)] += ms
 
     print(f"{args.model}, {'x'.join(map(str, INPUT_SHAPE))}, batch {BATCH}, float32, training step = forward, "
           f"backward, Adam; TensorFlow jit_compile={tf_report['jit_compile']}; load average (1 min) "
           f"{os.getloadavg()[0]:.2f} at the end")  # fmt: skip
-    if args.model != "resnet18":
-        print("(plain PyTorch's side is ResNet-18 whatever --model is)")
     print()
-    print("| | step ms | convolutions ms |")
-    print("| --- | ---: | ---: |")
-    label = "TensorFlow (XLA)" if tf_report["jit_compile"] else "TensorFlow (graph, oneDNN)"
-    print(f"| {label} | {tf_report['step_ms']:.1f} | {convolutions:.1f} "
-          f"({convolutions / total:.0%} of {total:.1f} ms of kernels) |")  # fmt: skip
-    print(f"| plain PyTorch (eager, oneDNN) | {torch_report['step_ms']:.1f} | {torch_report['all_ms']:.1f} |")
+    print("| ms per step | step | convolutions | matrix products | everything else | summed op time |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    label = "TensorFlow (XLA)" if tf_report["jit_compile"] else "TensorFlow (graph, oneDNN; kernel time)"
+    rows = ((label, tf_report["step_ms"], tf_kinds),
+            ("plain PyTorch (eager, oneDNN; self time)", torch_report["step_ms"], torch_report["kinds_ms"]))  # fmt: skip
+    for name, step_ms, kinds in rows:
+        print(f"| {name} | {step_ms:.1f} | " + " | ".join(f"{kinds.get(kind, 0.0):.1f}" for kind in OP_KINDS)
+              + f" | {sum(kinds.values()):.1f} |")  # fmt: skip
     print()
     print("TensorFlow, kernel time per step by op type (profiler trace of one epoch):")
     print("| op type | ms / step | calls / step | share of kernel time |")
@@ -166,9 +185,9 @@ def main(argv=None):
     for kind, (ms, calls) in sorted(kernels.items(), key=lambda item: -item[1][0])[: args.rows]:
         print(f"| {kind} | {ms:.1f} | {calls:g} | {ms / total:.1%} |")
     print()
-    print("Plain PyTorch, torch.profiler self time per step (ms, calls):")
-    for key, (ms, calls) in sorted(torch_report["kernels"].items(), key=lambda item: -item[1][0]):
-        print(f"  {ms:7.1f} ms  {calls:3d}  {key}")
+    print("Plain PyTorch, torch.profiler self time per step (ms, calls), the costliest ops:")
+    for key, (ms, calls) in list(torch_report["ops"].items())[: args.rows]:
+        print(f"  {ms:7.1f} ms  {calls:4d}  {key}")
     return 0
 
 
