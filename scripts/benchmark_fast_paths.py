@@ -64,7 +64,10 @@ def main(argv=None):
             else:
                 os.environ.pop(backend.PORTABLE_LAYERS_VARIABLE, None)
             try:
-                return function()
+                result = function()
+                # call_seconds times a training call up to its on_train_end.
+                call.last_train_end = getattr(function, "last_train_end", None)
+                return result
             finally:
                 if before is None:
                     os.environ.pop(backend.PORTABLE_LAYERS_VARIABLE, None)

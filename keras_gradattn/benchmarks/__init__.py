@@ -24,6 +24,7 @@ from keras_gradattn.benchmarks.timing import Measurement
 from keras_gradattn.benchmarks.timing import inference_function
 from keras_gradattn.benchmarks.timing import measure_interleaved
 from keras_gradattn.benchmarks.timing import pipeline_function
+from keras_gradattn.benchmarks.timing import call_seconds
 from keras_gradattn.benchmarks.timing import median_call_seconds
 from keras_gradattn.benchmarks.timing import synthetic_batch
 from keras_gradattn.benchmarks.timing import training_function

@@ -11,11 +11,17 @@ is reported apart), the first epoch (compilation) is left out, and bare
 rounds are measured before and after the run so that a slow spell of a
 shared machine hits both. Target: epoch throughput >= 0.9x the bare step.
 
+Each timed epoch is split into its training steps, the waits between them
+(input pipeline, per-step callbacks) and its epoch-end work (checkpoints,
+journal, logs), which a short benchmark epoch magnifies: the table also
+projects the ratio to a full FashionMNIST epoch from those parts.
+
     python scripts/benchmark_epoch.py --backends torch,tensorflow,jax
 """
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -40,6 +46,8 @@ DEFAULT_MODELS = "resnet18,gradattn_learned_pe"
 TARGET_RATIO = 0.9
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
+# FashionMNIST's training split under the paper's protocol: 70% of 70,000 images.
+FULL_EPOCH_IMAGES = 49_000
 
 
 def build_parser():
@@ -68,17 +76,28 @@ def _progress(backend):
 
 
 def _epoch_timer():
-    """A callback timing each epoch's training part: the epoch minus its validation pass."""
+    """A callback timing each epoch's training part (the epoch minus its validation pass), split into
+    the training steps, the waits between them (input pipeline and per-step callbacks) and the
+    epoch-end work (checkpoints, journal, logs)."""
     import keras
 
     class EpochTimer(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.train_seconds, self.validation_seconds = [], []
+            self.step_seconds, self.wait_seconds, self.epoch_end_seconds = [], [], []
 
         def on_epoch_begin(self, epoch, logs=None):
-            self._epoch_start = time.perf_counter()
-            self._validation = 0.0
+            self._epoch_start = self._last_step_end = time.perf_counter()
+            self._validation = self._steps = self._waits = 0.0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._step_start = time.perf_counter()
+            self._waits += self._step_start - self._last_step_end
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._last_step_end = time.perf_counter()
+            self._steps += self._last_step_end - self._step_start
 
         def on_test_begin(self, logs=None):
             self._test_start = time.perf_counter()
@@ -89,8 +108,12 @@ def _epoch_timer():
         def on_epoch_end(self, epoch, logs=None):
             # Last in the callback list: the protocol's epoch-end work
             # (checkpoint, journal, backup, logs) is inside the epoch.
-            self.train_seconds.append(time.perf_counter() - self._epoch_start - self._validation)
+            train = time.perf_counter() - self._epoch_start - self._validation
+            self.train_seconds.append(train)
             self.validation_seconds.append(self._validation)
+            self.step_seconds.append(self._steps)
+            self.wait_seconds.append(self._waits)
+            self.epoch_end_seconds.append(train - self._steps - self._waits)
 
     return EpochTimer()
 
@@ -117,12 +140,7 @@ def _bare_step(model_name, args, progress):
 
 
 def _time_rounds(function, rounds):
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return times
+    return [benchmarks.call_seconds(function) for _ in range(rounds)]
 
 
 def _run_epochs(model_name, args, data_dir, run_dir, progress):
@@ -164,23 +182,49 @@ def run_worker(args):
             )
             progress(f"{model_name}: bare step again")
             bare_times += _time_rounds(bare, args.rounds)
-            epoch_times = timer.train_seconds[1:]  # the first epoch compiles
+            timed = slice(1, None)  # the first epoch compiles
+            epoch_times = timer.train_seconds[timed]
             bare_rate = images_per_round / statistics.median(bare_times)
             epoch_rate = args.train_images / statistics.median(epoch_times)
-            results.append({
+            row = {
                 "model": model_name,
                 "bare_images_per_second": bare_rate,
                 "bare_spread": _spread(bare_times),
                 "epoch_images_per_second": epoch_rate,
                 "epoch_spread": _spread(epoch_times),
                 "ratio": epoch_rate / bare_rate,
-                "validation_seconds": statistics.median(timer.validation_seconds[1:]),
+                "validation_seconds": statistics.median(timer.validation_seconds[timed]),
                 "epoch_train_seconds": epoch_times,
+                "epoch_step_seconds": timer.step_seconds[timed],
+                "epoch_wait_seconds": timer.wait_seconds[timed],
+                "epoch_end_seconds": timer.epoch_end_seconds[timed],
                 "bare_round_seconds": bare_times,
                 "log_gradients": log_gradients,
-            })  # fmt: skip
+            }  # fmt: skip
+            row.update(project_full_epoch(row, images_per_round, args))
+            results.append(row)
     print(json.dumps({"backend": backend, "machine": benchmarks.describe_environment(), "results": results}))
     return 0
+
+
+def project_full_epoch(row, images_per_round, args):
+    """The epoch / bare ratio a full FashionMNIST epoch would show, from this run's parts.
+
+    A short benchmark epoch magnifies its fixed cost (the epoch-end checkpoints and logs) against its
+    steps; a real epoch has `FULL_EPOCH_IMAGES` images. Per step, the run's steps and waits are taken
+    as measured; the epoch-end seconds are added once.
+    """
+    steps = math.ceil(args.train_images / args.batch_size)
+    full_steps = math.ceil(FULL_EPOCH_IMAGES / args.batch_size)
+    bare_step = statistics.median(row["bare_round_seconds"]) / (images_per_round / args.batch_size)
+    loop_step = statistics.median(
+        (step + wait) / steps for step, wait in zip(row["epoch_step_seconds"], row["epoch_wait_seconds"])
+    )
+    epoch_end = statistics.median(row["epoch_end_seconds"])
+    return {
+        "loop_ratio": bare_step / loop_step,
+        "full_epoch_ratio": full_steps * bare_step / (full_steps * loop_step + epoch_end),
+    }
 
 
 def _spread(times):
@@ -194,19 +238,25 @@ def format_table(reports, args):
         "Spread: (max - min) / median.",
         "",
         "| backend | model | bare step img/s (spread) | epoch img/s (spread) | epoch / bare | target >= "
-        f"{TARGET_RATIO} | validation s | gradient log every |",
-        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |",
+        f"{TARGET_RATIO} | steps and waits / bare | epoch-end s | projected at {FULL_EPOCH_IMAGES:,} images "
+        f"| target >= {TARGET_RATIO} | validation s | gradient log every |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     for report in reports:
         for row in report["results"]:
-            verdict = "PASS" if row["ratio"] >= TARGET_RATIO else "MISS"
             lines.append(
                 f"| {report['backend']} | {row['model']} | {row['bare_images_per_second']:.0f} "
                 f"({row['bare_spread']:.0%}) | {row['epoch_images_per_second']:.0f} ({row['epoch_spread']:.0%}) "
-                f"| {row['ratio']:.2f}x | {verdict} | {row['validation_seconds']:.1f} | "
+                f"| {row['ratio']:.2f}x | {_verdict(row['ratio'])} | {row['loop_ratio']:.2f}x "
+                f"| {statistics.median(row['epoch_end_seconds']):.1f} | {row['full_epoch_ratio']:.2f}x "
+                f"| {_verdict(row['full_epoch_ratio'])} | {row['validation_seconds']:.1f} | "
                 f"{row['log_gradients']} steps |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _verdict(ratio):
+    return "PASS" if ratio >= TARGET_RATIO else "MISS"
 
 
 def run_backend(argv, backend):

@@ -29,12 +29,34 @@ def test_one_backend_end_to_end_in_process(tmp_path, capsys):
     # The median of two epochs is their mean.
     assert row["epoch_images_per_second"] == pytest.approx(64 / (sum(row["epoch_train_seconds"]) / 2))
     assert row["ratio"] == pytest.approx(row["epoch_images_per_second"] / row["bare_images_per_second"])
+    # Each epoch splits into its steps, the waits between them and its epoch-end work, all measured.
+    for parts in zip(row["epoch_step_seconds"], row["epoch_wait_seconds"], row["epoch_end_seconds"],
+                     row["epoch_train_seconds"]):  # fmt: skip
+        step, wait, end, train = parts
+        assert step > 0 and wait >= 0 and end > 0
+        assert step + wait + end == pytest.approx(train)
     # The run's own default gradient-log frequency was used: "auto" resolved from 2 steps an epoch.
     assert row["log_gradients"] == 10
     table = benchmark_epoch.format_table([report], args)
     (line,) = [line for line in table.splitlines() if "| gradattn_nope |" in line]
     assert ("PASS" if row["ratio"] >= benchmark_epoch.TARGET_RATIO else "MISS") in line
     assert f"{row['ratio']:.2f}x" in line
+    assert f"{row['full_epoch_ratio']:.2f}x" in line and f"{row['loop_ratio']:.2f}x" in line
+
+
+def test_full_epoch_projection_adds_the_epoch_end_once():
+    # Bare: 2 steps of 32 in 1 s (0.5 s a step). The run: 2 steps an epoch, 0.6 s each with its
+    # waits, and 4 s of epoch-end work. A 49,000-image epoch has 1,532 steps of 32.
+    args = benchmark_epoch.build_parser().parse_args(["--batch-size", "32", "--train-images", "64"])
+    row = {
+        "bare_round_seconds": [0.9, 1.0, 1.1],
+        "epoch_step_seconds": [1.0, 1.1, 0.9],
+        "epoch_wait_seconds": [0.2, 0.1, 0.3],
+        "epoch_end_seconds": [3.0, 4.0, 5.0],
+    }
+    projection = benchmark_epoch.project_full_epoch(row, 64, args)
+    assert projection["loop_ratio"] == pytest.approx(0.5 / 0.6)
+    assert projection["full_epoch_ratio"] == pytest.approx(1532 * 0.5 / (1532 * 0.6 + 4.0))
 
 
 @pytest.mark.parametrize(
