@@ -168,7 +168,8 @@ def plain_torch_worker(steps, repeats, model_name="resnet18"):
         "all_ms": sum(convolutions.values()),
         "kernels": {key: [round(ms, 2), calls[key]] for key, ms in convolutions.items() if ms > 0.01},
         "kinds_ms": dict(kinds),
-        "ops": {key: [round(ms, 2), calls[key]] for key, ms in sorted(self_ms.items(), key=lambda item: -item[1])[:20]},
+        "ops": {key: [round(ms, 2), calls[key]] for key, ms in sorted(self_ms.items(), key=lambda item: -item[1])
+                if ms > 0.01},
     }
 
 

@@ -101,15 +101,15 @@ def tensorflow_worker(model_name, steps, repeats):
 
     import keras_gradattn
     from keras_gradattn.benchmarks import median_call_seconds
+    from keras_gradattn.benchmarks import training_function
 
     rng = np.random.default_rng(0)
-    images = rng.random((BATCH * steps, *INPUT_SHAPE), dtype="float32")
-    labels = (np.arange(BATCH * steps) % NUM_CLASSES).astype("int32")
+    images = rng.random((BATCH, *INPUT_SHAPE), dtype="float32")
+    labels = (np.arange(BATCH) % NUM_CLASSES).astype("int32")
     model = keras_gradattn.create_model(model_name, num_classes=NUM_CLASSES, input_shape=INPUT_SHAPE)
     model.compile()
-
-    def train():
-        model.fit(images, labels, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    # One `fit` epoch of `steps` batches, timed up to its on_train_end (`call_seconds`).
+    train = training_function(model, images, labels, steps)
 
     step_seconds = median_call_seconds(train, repeats) / steps
     with tempfile.TemporaryDirectory() as logdir:
@@ -125,12 +125,12 @@ def main(argv=None):
     from keras_gradattn.cli.arguments import OneLineErrorParser
     from keras_gradattn.cli.arguments import parse_command_line
     from keras_gradattn.cli.arguments import positive_int
-    from keras_gradattn.models import list_models
     from keras_gradattn.utils.dependencies import with_package_on_path
+    from plain_torch.models import MODEL_NAMES
 
     parser = OneLineErrorParser(prog="profile_tensorflow_step.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="resnet18", choices=list_models(), metavar="NAME",
-                        help="create_model name (default: resnet18)")  # fmt: skip
+    parser.add_argument("--model", default="resnet18", choices=MODEL_NAMES, metavar="NAME",
+                        help=f"a model plain_torch/ has too: {', '.join(MODEL_NAMES)} (default: resnet18)")  # fmt: skip
     parser.add_argument("--steps", type=positive_int, default=5, help="training steps per timed call")
     parser.add_argument("--repeats", type=positive_int, default=5, help="timed calls")
     parser.add_argument("--rows", type=positive_int, default=15, help="op types listed")

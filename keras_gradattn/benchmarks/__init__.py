@@ -21,10 +21,10 @@ from keras_gradattn.benchmarks.reporting import format_models_table
 from keras_gradattn.benchmarks.reporting import format_targets
 from keras_gradattn.benchmarks.reporting import format_throughput_markdown
 from keras_gradattn.benchmarks.timing import Measurement
+from keras_gradattn.benchmarks.timing import call_seconds
 from keras_gradattn.benchmarks.timing import inference_function
 from keras_gradattn.benchmarks.timing import measure_interleaved
 from keras_gradattn.benchmarks.timing import pipeline_function
-from keras_gradattn.benchmarks.timing import call_seconds
 from keras_gradattn.benchmarks.timing import median_call_seconds
 from keras_gradattn.benchmarks.timing import synthetic_batch
 from keras_gradattn.benchmarks.timing import training_function

@@ -46,9 +46,10 @@ def call_seconds(function):
     A function from `training_function` counts until its `fit` reached
     `on_train_end`, when the steps are done and their logs read back: what
     `fit` does after that, while it returns, is left out. Under TensorFlow
-    that return took about 1 s more in most calls of 5 steps (1.3-1.6 s) and
-    none in longer ones (docs/benchmarks.md), a cost of short timed calls that
-    a training run does not pay per epoch.
+    that return took another 0.7-1.2 s in most calls of 5 steps (whose steps
+    took 1.2-1.9 s) and nothing in calls longer than about 2.6 s
+    (docs/benchmarks.md): a cost of short timed calls that a training epoch
+    does not pay.
     """
     start = time.perf_counter()
     function()

@@ -50,7 +50,9 @@ def test_kernel_times_sum_each_op_type_per_step_on_host_planes_only():
     assert not profile_tensorflow_step.is_convolution("Mul")
 
 
-@pytest.mark.parametrize("flags", [["--steps", "0"], ["--repeats", "-1"], ["--model", "resnet1000"]])
+@pytest.mark.parametrize(
+    "flags", [["--steps", "0"], ["--repeats", "-1"], ["--model", "resnet1000"], ["--model", "se_resnet18"]]
+)
 def test_bad_flags_are_one_line_and_exit_status_2(flags, capsys):
     assert profile_tensorflow_step.main(flags) == 2
     error = capsys.readouterr().err.strip()
