@@ -14,6 +14,7 @@ from keras_gradattn.callbacks.epoch_logs import as_float
 from keras_gradattn.callbacks.epoch_logs import finite_or_none
 from keras_gradattn.utils import atomic_path
 from keras_gradattn.utils import atomic_write_json
+from keras_gradattn.utils import trained_classifier
 
 
 def save_model(model, filepath):
@@ -33,7 +34,9 @@ class BestModelCheckpoint(keras.callbacks.Callback):
 
     `on_train_end` loads the weights of `filepath` into the model, whether
     training stopped early, ran to its last epoch, or was stopped for a
-    non-finite loss: the final model is always the best epoch's. The record is
+    non-finite loss: the final model is always the best epoch's. A training
+    wrapper (`data.DeviceDataModel`) saves and restores the classifier it
+    trains (`trained_classifier`). The record is
     the state: a resumed run continues from it.
 
     Args:
@@ -84,7 +87,7 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         if not self._improves(value):
             return
         self.best, self.best_epoch = value, epoch + 1
-        self.save_fn(self.model, self.filepath)
+        self.save_fn(trained_classifier(self.model), self.filepath)
         record = {
             "epoch": self.best_epoch,
             "monitor": self.monitor,
@@ -103,7 +106,7 @@ class BestModelCheckpoint(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if not os.path.exists(self.filepath):
             return
-        self.model.load_weights(self.filepath)
+        trained_classifier(self.model).load_weights(self.filepath)
         self.restored_epoch = self.best_epoch
         if self.verbose:
             print(

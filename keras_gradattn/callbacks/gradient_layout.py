@@ -7,6 +7,8 @@ of stage `stage2`. Gradient norms are aggregated over these groups.
 
 import numpy as np
 
+from keras_gradattn.utils.training_wrappers import trained_classifier
+
 
 class GradientLayout:
     """Groups of trainable variables: layers (in model order), stages, global.
@@ -36,6 +38,8 @@ class GradientLayout:
 
     @classmethod
     def from_model(cls, model):
+        # A training wrapper's variables are its classifier's: named after it.
+        model = trained_classifier(model)
         variables = model.trainable_variables
         return cls([variable.path for variable in variables], model_name=model.name)
 

@@ -20,6 +20,7 @@ from keras_gradattn.callbacks.tensorboard_layout import layout_summary
 from keras_gradattn.utils import atomic_write_json
 from keras_gradattn.utils import keras_internals
 from keras_gradattn.utils import register_serializable
+from keras_gradattn.utils import trained_classifier
 
 LAYOUT_FILE_NAME = "gradient_norm_layout.json"
 
@@ -287,7 +288,7 @@ class GradientNormLogger(keras.callbacks.Callback):
                 reduction=self.reduction,
                 update_freq=self.update_freq,
                 # Depth order of the `depth_attention/` tags, for the analysis.
-                depth_tokens=list(getattr(self.model, "tap_names", None) or []),
+                depth_tokens=list(getattr(self._classifier, "tap_names", None) or []),
             ),
         )
         self._layout_written = True
@@ -317,12 +318,18 @@ class GradientNormLogger(keras.callbacks.Callback):
     def _logged_encoder_layers(self):
         """How many encoder layers get depth_attention tags: 0 when none will,
         None when the model does not say (`num_layers`)."""
-        if self.attention_batch is None or not callable(getattr(self.model, "depth_attention", None)):
+        if self.attention_batch is None or not callable(getattr(self._classifier, "depth_attention", None)):
             return 0
-        num_layers = getattr(self.model, "num_layers", None)
+        num_layers = getattr(self._classifier, "num_layers", None)
         if isinstance(num_layers, int) and not isinstance(num_layers, bool) and num_layers > 0:
             return num_layers
         return None
+
+    @property
+    def _classifier(self):
+        # What the model trains (a training wrapper's classifier): the one
+        # with depth tokens, attention and a backbone to read.
+        return trained_classifier(self.model)
 
     def _optimizer_step(self):
         optimizer = innermost_optimizer(self.model.optimizer)
@@ -389,7 +396,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         return np.sqrt(squared @ self.layout.assignment())
 
     def _log_depth_attention(self, step, record):
-        depth_attention = getattr(self.model, "depth_attention", None)
+        depth_attention = getattr(self._classifier, "depth_attention", None)
         if not callable(depth_attention):
             return
         images = self._get_attention_images()
@@ -419,7 +426,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         record["depth_tokens"] = tokens
 
     def _log_connection_parameters(self, step, record):
-        backbone = getattr(self.model, "backbone", None)
+        backbone = getattr(self._classifier, "backbone", None)
         connection_parameters = getattr(backbone, "connection_parameters", None)
         if not callable(connection_parameters):
             return
@@ -432,7 +439,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         record["connection"] = values
 
     def _depth_token_names(self, count):
-        names = list(getattr(self.model, "tap_names", None) or [])
+        names = list(getattr(self._classifier, "tap_names", None) or [])
         if len(names) != count:
             names = [f"token{index}" for index in range(1, count + 1)]
         return names

@@ -14,6 +14,9 @@ TFDS loading and `make_pipeline(pipeline="tf.data")` do.
 from keras_gradattn.data.augmentation import build_augmentation
 from keras_gradattn.data.augmentation_layers import RandomPadCrop
 from keras_gradattn.data.augmentation_layers import RandomResizedCrop
+from keras_gradattn.data.device_resident import DeviceDataModel
+from keras_gradattn.data.device_resident import make_index_pipeline
+from keras_gradattn.data.device_resident import trained_classifier
 from keras_gradattn.data.discovery import DATA_ENV_VAR
 from keras_gradattn.data.errors import DatasetError
 from keras_gradattn.data.loading import load_dataset

@@ -108,7 +108,7 @@ def make_pipeline(
     """
     _check_batch_size(batch_size)
     _check_split(split, spec)
-    _check_shard(shard, batch_size)
+    check_shard(shard, batch_size)
     if pipeline not in PIPELINE_CHOICES:
         raise ValueError(f"Unknown pipeline {pipeline!r}; expected one of {PIPELINE_CHOICES}.")
     if pipeline == "auto":
@@ -121,7 +121,9 @@ def make_pipeline(
     return _make_tf_data(split, spec, batch_size, training, seed, augment, drop_remainder, cache, shard)
 
 
-def _check_shard(shard, batch_size):
+def check_shard(shard, batch_size):
+    """Raises `ValueError` unless `shard` is `(index, count)` with `count`
+    dividing `batch_size`."""
     index, count = shard
     if not (isinstance(count, (int, np.integer)) and count >= 1 and 0 <= index < count):
         raise ValueError(f"shard must be (index, count) with 0 <= index < count, got {shard!r}.")
@@ -129,14 +131,19 @@ def _check_shard(shard, batch_size):
         raise ValueError(f"batch_size {batch_size} must be a multiple of the shard count {count}.")
 
 
-def _shard_rows(shard, batch_size):
+def shard_rows(shard, batch_size):
     """The `slice` of each batch that shard `(index, count)` keeps."""
     index, count = shard
     share = batch_size // count
     return slice(index * share, (index + 1) * share)
 
 
-def _augmentation_seed(seed, shard):
+def epoch_permutation(length, seed, epoch):
+    """The PyDataset pipelines' order of `length` examples in `epoch`."""
+    return np.random.default_rng([seed, epoch]).permutation(length)
+
+
+def augmentation_seed(seed, shard):
     """Shard 0 (and a single process) keeps `seed`; the others draw their own,
     so that the processes do not apply the same crops to their rows."""
     index, _ = shard
@@ -148,8 +155,8 @@ def _augmentation_seed(seed, shard):
 def _make_tf_data(split, spec, batch_size, training, seed, augment, drop_remainder, cache, shard=(0, 1)):
     import tensorflow as tf
 
-    augmenter = build_augmentation(spec, _augmentation_seed(seed, shard)) if training and augment else None
-    rows = _shard_rows(shard, batch_size)
+    augmenter = build_augmentation(spec, augmentation_seed(seed, shard)) if training and augment else None
+    rows = shard_rows(shard, batch_size)
     height, width, channels = spec.input_shape
     mean = tf.constant(spec.mean, tf.float32)
     std = tf.constant(spec.std, tf.float32)
@@ -218,7 +225,7 @@ class ArrayPyDataset(keras.utils.PyDataset):
         super().__init__(**kwargs)
         _check_batch_size(batch_size)
         _check_split(split, spec)
-        _check_shard(shard, batch_size)
+        check_shard(shard, batch_size)
         if not split.in_memory:
             raise DatasetError(
                 f"Split {split.name!r} of {spec.name} is streamed from "
@@ -231,15 +238,15 @@ class ArrayPyDataset(keras.utils.PyDataset):
         self.training = training
         self.seed = seed
         self.drop_remainder = drop_remainder
-        self.rows = _shard_rows(shard, batch_size)
-        self.augmenter = build_augmentation(spec, _augmentation_seed(seed, shard)) if training and augment else None
+        self.rows = shard_rows(shard, batch_size)
+        self.augmenter = build_augmentation(spec, augmentation_seed(seed, shard)) if training and augment else None
         self.epoch = 0
         self._order = self._epoch_order()
 
     def _epoch_order(self):
         if not self.training:
             return np.arange(len(self.split))
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.split))
+        return epoch_permutation(len(self.split), self.seed, self.epoch)
 
     def __len__(self):
         if self.drop_remainder:

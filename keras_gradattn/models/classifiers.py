@@ -55,9 +55,10 @@ def _serialize_dtype(model):
     return keras.dtype_policies.serialize(model.dtype_policy)
 
 
-class Classifier(keras.Model):
-    """Shared behaviour of the image classifiers: a backbone, `num_classes`
-    logits, and `compile()` defaults that follow the paper's protocol."""
+class PaperTraining:
+    """`compile()` defaults that follow the paper's protocol, and step
+    functions that keep their shapes static: a mixin for every model the
+    package trains (before `keras.Model` in the bases)."""
 
     def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
         """Configures training; `"auto"` picks the paper's choices.
@@ -108,6 +109,12 @@ class Classifier(keras.Model):
         self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)
+
+
+
+class Classifier(PaperTraining, keras.Model):
+    """Shared behaviour of the image classifiers: a backbone, `num_classes`
+    logits, and `compile()` defaults that follow the paper's protocol."""
 
     @classmethod
     def from_config(cls, config):

@@ -25,6 +25,7 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
 SPLITS = ("paper", "official")
 PIPELINES = ("auto", "tf.data", "pydataset")
+DATA_PLACEMENTS = ("auto", "device", "host")
 # The `--help` groups, in the order a run flows through them.
 GROUPS = {
     "data": "which images, split and input pipeline",
@@ -223,6 +224,11 @@ class TrainConfig:
     pipeline: str = _setting(
         "auto", flag="--pipeline", group="data", choices=PIPELINES,
         help="input pipeline; 'auto': tf.data when TensorFlow is installed")
+    data_placement: str = _setting(
+        "auto", flag="--data-placement", group="data", choices=DATA_PLACEMENTS,
+        help="where images are held and augmented: 'device' (every split on the accelerator, augmented inside "
+        "the compiled train step; in-memory datasets only), 'host' (the input pipeline); 'auto': the device on "
+        "an accelerator when the splits fit in 2 GiB, else the host")
     model_args: dict = _setting(
         flag="--model-arg", group="model", kind="pairs", parse=parse_key_value, metavar="KEY=VALUE",
         help="model override passed to create_model, VALUE a Python literal (repeatable), "
@@ -326,6 +332,7 @@ def validate_config(config):
         raise ConfigFieldError("weight_decay", "{weight_decay} must be >= 0, got {value!r}.", value=config.weight_decay)
     for name, choices in (
         ("precision", PRECISIONS), ("jit_compile", tuple(JIT_COMPILE)), ("split", SPLITS), ("pipeline", PIPELINES),
+        ("data_placement", DATA_PLACEMENTS),
     ):  # fmt: skip
         value = getattr(config, name)
         if value not in choices:

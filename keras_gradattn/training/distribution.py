@@ -65,6 +65,9 @@ class SingleDevice:
     # on every process (TensorFlow's multi-worker strategy shares each batch
     # out and Keras gathers); False: each process predicts its share.
     gathers_predictions = False
+    # True where every process computes each whole global step together (JAX
+    # across processes): random state must then be the same everywhere.
+    shares_one_step = False
 
     @property
     def is_chief(self):
@@ -114,6 +117,7 @@ class SingleDevice:
 class JaxDataParallel(SingleDevice):
     name = "jax_data_parallel"
     drop_training_remainder = True
+    shares_one_step = True
 
     def __init__(self):
         devices = keras.distribution.list_devices()

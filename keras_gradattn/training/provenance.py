@@ -65,13 +65,15 @@ def write_config(config, files, prepared, command_line, rerun_command):
         },
         "model": {
             "name": config.model,
-            "trainable_parameters": count_parameters(prepared.model),
-            "total_parameters": count_parameters(prepared.model, trainable_only=False),
-            "config": prepared.model.get_config(),
+            "trainable_parameters": count_parameters(prepared.classifier),
+            "total_parameters": count_parameters(prepared.classifier, trainable_only=False),
+            "config": prepared.classifier.get_config(),
         },
         "optimizer": keras.saving.serialize_keras_object(prepared.model.optimizer),
         "protocol": protocol.describe_protocol(),
         "distribution": prepared.distribution.describe(),
+        # "device": images held and augmented on the device (DeviceDataModel).
+        "data_placement": prepared.data_placement,
         # The backend's devices (a run without --distribute uses the first)
         # and the NVIDIA GPUs nvidia-smi lists, seen by the backend or not.
         "devices": describe_devices(),

@@ -31,6 +31,10 @@ import numpy as np
 from keras_gradattn import data as data_lib
 from keras_gradattn.analysis import probe_gradient_flow
 from keras_gradattn.callbacks import TrainingJournal
+from keras_gradattn.data.device_resident import DEVICE_DATA_LIMIT_BYTES
+from keras_gradattn.data.device_resident import SPLIT_NAMES
+from keras_gradattn.data.device_resident import device_bytes
+from keras_gradattn.data.pipeline import augmentation_seed
 from keras_gradattn.models import create_model
 from keras_gradattn.training import metrics as metrics_lib
 from keras_gradattn.training import protocol
@@ -69,12 +73,55 @@ class TrainingResult:
 
 @dataclasses.dataclass
 class Prepared:
+    """What a run trains on and with.
+
+    `model` is what `fit` trains: the classifier itself, or with the device
+    data path (`data_placement == "device"`) a `DeviceDataModel` around it
+    whose batches are row indices. `classifier` is the model kept and
+    inspected either way; `validation_images` the host pipeline's validation
+    batches (images), for the instruments that call the classifier.
+    """
+
     splits: object
     train: object
     validation: object
     test: object
     model: object
     distribution: object
+    classifier: object = None
+    data_placement: str = "host"
+    validation_images: object = None
+
+    def __post_init__(self):
+        if self.classifier is None:
+            self.classifier = self.model
+        if self.validation_images is None:
+            self.validation_images = self.validation
+
+
+def resolve_data_placement(config, splits):
+    """Where this run's images live and are augmented: `"device"` or `"host"`.
+
+    `--data-placement auto` picks the device when the backend computes on an
+    accelerator and every split is in memory within `DEVICE_DATA_LIMIT_BYTES`;
+    on a CPU the host pipeline is as fast (its threads augment the next batch
+    while the step runs), see docs/benchmarks.md.
+    """
+    in_memory = all(split.in_memory for split in splits)
+    if config.data_placement == "host":
+        return "host"
+    if config.data_placement == "device":
+        if not in_memory:
+            raise TrainingSetupError(
+                f"--data-placement device needs in-memory splits, but {config.dataset} streams from "
+                "tensorflow-datasets; use --data-placement host (or auto)."
+            )
+        return "device"
+    from keras_gradattn.backend import compute_devices
+    from keras_gradattn.backend import only_cpus
+
+    fits = in_memory and device_bytes(splits) <= DEVICE_DATA_LIMIT_BYTES
+    return "device" if fits and not only_cpus(compute_devices()) else "host"
 
 
 def _load_data(config, distribution):
@@ -100,6 +147,9 @@ def _load_data(config, distribution):
             f"examples are fewer than one batch of {config.batch_size}."
         )
     common = dict(batch_size=config.batch_size, seed=config.seed, pipeline=config.pipeline)
+    shard = (distribution.process_id, distribution.num_processes)
+    if resolve_data_placement(config, splits) == "device":
+        return splits, _index_pipelines(config, splits, distribution, shard, common)
     train = data_lib.make_pipeline(
         splits.train, spec, training=True, drop_remainder=distribution.drop_training_remainder,
         shard=(distribution.process_id, distribution.num_processes), **common,
@@ -112,7 +162,51 @@ def _load_data(config, distribution):
     if distribution.num_processes > 1 and not distribution.gathers_predictions:
         test_share = splits.test.take(_test_rows(len(splits.test), distribution))
     test = pad_evaluation_batches(data_lib.make_pipeline(test_share, spec, **common), multiple)
-    return splits, train, validation, test
+    return splits, HostBatches(train, validation, test)
+
+
+@dataclasses.dataclass
+class HostBatches:
+    """The host pipeline's batches: images and labels."""
+
+    train: object
+    validation: object
+    test: object
+    placement = "host"
+
+
+@dataclasses.dataclass
+class DeviceBatches(HostBatches):
+    """Batches of row indices into the device's copy of the splits
+    (`offsets`: where each split starts), and the host pipeline's validation
+    images for the instruments that call the classifier."""
+
+    validation_images: object = None
+    offsets: dict = None
+    placement = "device"
+
+
+def _index_pipelines(config, splits, distribution, shard, common):
+    names = SPLIT_NAMES
+    offsets = dict(zip(names, np.cumsum([0] + [len(getattr(splits, name)) for name in names[:-1]]).tolist()))
+    multiple = distribution.batch_multiple
+    pipeline = dict(batch_size=config.batch_size, pipeline=config.pipeline)
+    train = data_lib.make_index_pipeline(
+        splits.train, training=True, seed=config.seed, drop_remainder=distribution.drop_training_remainder,
+        shard=shard, offset=offsets["train"], **pipeline,
+    )  # fmt: skip
+    train = distribution.distribute_training_data(train)
+    validation = data_lib.make_index_pipeline(splits.validation, offset=offsets["validation"], **pipeline)
+    test_share, test_rows = splits.test, None
+    if distribution.num_processes > 1 and not distribution.gathers_predictions:
+        rows = _test_rows(len(splits.test), distribution)
+        test_share, test_rows = splits.test.take(rows), offsets["test"] + rows
+    test = data_lib.make_index_pipeline(test_share, offset=offsets["test"], rows=test_rows, **pipeline)
+    validation_images = data_lib.make_pipeline(splits.validation, splits.spec, **common)
+    return DeviceBatches(
+        train, pad_evaluation_batches(validation, multiple), pad_evaluation_batches(test, multiple),
+        validation_images=validation_images, offsets=offsets,
+    )  # fmt: skip
 
 
 def _test_rows(count, distribution, process_id=None):
@@ -127,7 +221,9 @@ def _test_rows(count, distribution, process_id=None):
     return np.concatenate([rows, np.full(length - len(rows), rows[-1] if len(rows) else count - 1)]).astype(int)
 
 
-def _build_model(config, spec, distribution):
+def _build_model(config, splits, batches, distribution):
+    """The compiled model `fit` trains, and the classifier inside it."""
+    spec = splits.spec
     arguments = dict(config.model_args)
     if config.precision != "float32":
         arguments["dtype"] = config.precision
@@ -141,6 +237,11 @@ def _build_model(config, spec, distribution):
                 f"model {config.model!r} cannot be built for {spec.name} (input "
                 f"{tuple(spec.input_shape)}, {spec.num_classes} classes): {error}"
             ) from None
+        classifier = model
+        if batches.placement == "device":
+            model = data_lib.DeviceDataModel.for_splits(
+                classifier, splits, seed=_augmentation_seed(config, distribution)
+            )
         optimizer = protocol.build_optimizer(
             config.learning_rate, config.weight_decay, config.decoupled_weight_decay
         )
@@ -153,7 +254,16 @@ def _build_model(config, spec, distribution):
             optimizer=optimizer, jit_compile=JIT_COMPILE[config.jit_compile],
             steps_per_execution=config.steps_per_execution,
         )  # fmt: skip
-    return distribution.prepare_model(model)
+    return distribution.prepare_model(model), classifier
+
+
+def _augmentation_seed(config, distribution):
+    """The device path's augmentation seed: the host pipeline's for this
+    process's share, except where every process computes the whole global
+    batch together (JAX), which needs one random state everywhere."""
+    if distribution.shares_one_step:
+        return config.seed
+    return augmentation_seed(config.seed, (distribution.process_id, distribution.num_processes))
 
 
 def prepare(config, distribution=None):
@@ -166,12 +276,15 @@ def prepare(config, distribution=None):
     if distribution is None:
         distribution = setup_distribution(keras.backend.backend(), config.distribute)
     try:
-        splits, train, validation, test = _load_data(config, distribution)
-        model = _build_model(config, splits.spec, distribution)
+        splits, batches = _load_data(config, distribution)
+        model, classifier = _build_model(config, splits, batches, distribution)
     except BaseException:
         distribution.close()
         raise
-    return Prepared(splits, train, validation, test, model, distribution)
+    return Prepared(
+        splits, batches.train, batches.validation, batches.test, model, distribution, classifier=classifier,
+        data_placement=batches.placement, validation_images=getattr(batches, "validation_images", None),
+    )  # fmt: skip
 
 
 # --- the run ----------------------------------------------------------------
@@ -354,7 +467,7 @@ def _train_and_evaluate(config, files, prepared, state, started, command_line, r
     )
     protocol_callbacks = protocol.build_callbacks(
         files, save_fn=prepared.distribution.save_model, verbose=1 if config.verbose else 0,
-        gradient_log_freq=config.log_gradients, attention_batch=prepared.validation,
+        gradient_log_freq=config.log_gradients, attention_batch=prepared.validation_images,
     )
     model.fit(
         prepared.train,
@@ -386,7 +499,7 @@ def _train_and_evaluate(config, files, prepared, state, started, command_line, r
         split="test",
         dataset=config.dataset,
         model=config.model,
-        trainable_parameters=count_parameters(model),
+        trainable_parameters=count_parameters(prepared.classifier),
         epochs_run=len(history),
         max_epochs=config.epochs,
         stopped_early=len(history) < config.epochs,
@@ -397,9 +510,10 @@ def _train_and_evaluate(config, files, prepared, state, started, command_line, r
         evaluation_time_s=time.perf_counter() - evaluation_start,
         wall_time_this_process_s=time.perf_counter() - started,
         num_processes=prepared.distribution.num_processes,
+        data_placement=prepared.data_placement,
     )
     if config.probe_batches and not config.distribute:
-        results["gradient_flow"] = _probe_gradient_flow(model, prepared, config, files)
+        results["gradient_flow"] = _probe_gradient_flow(prepared.classifier, prepared, config, files)
     atomic_write_json(files.metrics, results)
     plot_confusion_matrix(
         metrics_lib.confusion_matrix(logits, labels),
@@ -422,7 +536,9 @@ def _probe_gradient_flow(model, prepared, config, files):
     and without changing the model (see keras_gradattn.analysis.probe); the
     full report goes to gradient_probe.json, a summary to metrics.json."""
     report = probe_gradient_flow(
-        model, prepared.validation, max_batches=config.probe_batches, output_path=files.gradient_probe
+        model, prepared.validation_images, max_batches=config.probe_batches, output_path=files.gradient_probe,
+        # The classifier is compiled only where fit trains it directly.
+        loss=prepared.model.loss,
     )
     statistics = report.statistics
     return {
