@@ -155,12 +155,13 @@ def test_resume_of_a_finished_run_does_nothing(finished_run, capsys):
     assert os.stat(run_dir / "metrics.json").st_mtime_ns == before
 
 
-def test_killed_run_resumes_with_every_epoch_once(tmp_path, capsys):
+@pytest.mark.parametrize("placement", ["host", "device"])
+def test_killed_run_resumes_with_every_epoch_once(placement, tmp_path, capsys):
     run_dir = tmp_path / "run"
     arguments = [
         "--dataset", "synthetic", "--dataset-arg", "num_examples=400", "--dataset-arg", "image_size=20",
         "--model", "resnet18", *TINY_MODEL_ARGS[:6], "--epochs", 4, "--batch-size", 32,
-        "--verbose", 0, "--output-dir", run_dir, "--probe-batches", 0,
+        "--verbose", 0, "--output-dir", run_dir, "--probe-batches", 0, "--data-placement", placement,
     ]  # fmt: skip
     process = subprocess.Popen(
         train_command(*arguments, "--log-gradients", 2), env=isolated_environment(tmp_path), cwd=str(tmp_path),
@@ -317,6 +318,9 @@ BAD_INPUTS = {
         ["`layerscale_epsilon`", "must be a number >= 0. Received: -1e-06"],
     ),
     "unknown precision": (["--precision", "float8"], ["invalid choice: 'float8'"]),
+    "unknown data placement": (
+        ["--data-placement", "gpu"], ["argument --data-placement: invalid choice: 'gpu'", "'device', 'host'"]
+    ),
     "negative learning rate": (["--lr", "-1"], ["--lr must be positive"]),
     "bad gradient log frequency": (
         ["--log-gradients", "sometimes"],

@@ -4,7 +4,9 @@ Run by test_distribution.py in a subprocess, because the simulated devices
 must exist before the backend starts:
     KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 python distributed_vs_single.py DIR
     KERAS_BACKEND=tensorflow python distributed_vs_single.py DIR     (2 logical CPUs, set here)
-Both runs use the CLI (`main`) with the same flags and global batch; the JSON
+An optional second argument, `device`, runs the data-parallel side on the
+device data path (`--data-placement device`) against the host pipeline on
+one device. Both runs use the CLI (`main`) with the same flags and global batch; the JSON
 line holds the largest differences of loss, metrics, final weights and
 logged gradient norms.
 """
@@ -42,9 +44,10 @@ RUN = [
 ]  # fmt: skip
 
 
-def run(directory, distribute):
+def run(directory, distribute, placement="host"):
     output = os.path.join(directory, "distributed" if distribute else "single")
-    code = main(RUN + ["--output-dir", output] + (["--distribute"] if distribute else []))
+    flags = ["--distribute", "--data-placement", placement] if distribute else ["--data-placement", "host"]
+    code = main(RUN + ["--output-dir", output] + flags)
     assert code == 0, code
     with open(os.path.join(output, "config.json")) as file:
         replicas = json.load(file)["distribution"]["num_replicas"]
@@ -60,9 +63,9 @@ def run(directory, distribute):
     return replicas, history, metrics, weights, gradient_norms
 
 
-def main_(directory):
+def main_(directory, placement="host"):
     single_replicas, single_history, single_metrics, single_weights, single_norms = run(directory, False)
-    replicas, history, metrics, weights, norms = run(directory, True)
+    replicas, history, metrics, weights, norms = run(directory, True, placement)
     print(json.dumps({
         "replicas": [single_replicas, replicas],
         "loss": max(abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in zip(single_history, history)),
@@ -84,4 +87,4 @@ def main_(directory):
 
 
 if __name__ == "__main__":
-    main_(sys.argv[1])
+    main_(*sys.argv[1:])

@@ -49,14 +49,15 @@ def test_evaluation_padding_has_zero_weights():
 
 
 @pytest.mark.skipif(BACKEND not in ("jax", "tensorflow"), reason="data parallelism: JAX and TensorFlow")
-def test_two_devices_train_like_one(tmp_path):
+@pytest.mark.parametrize("placement", ["host", "device"])
+def test_two_devices_train_like_one(placement, tmp_path):
     environment = dict(os.environ, PYTHONPATH=REPO, PYTHONUNBUFFERED="1")
     if BACKEND == "jax":
         environment["XLA_FLAGS"] = (
             environment.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
         ).strip()
     result = subprocess.run(
-        [sys.executable, os.path.join(HERE, "distributed_vs_single.py"), str(tmp_path)],
+        [sys.executable, os.path.join(HERE, "distributed_vs_single.py"), str(tmp_path), placement],
         env=environment, capture_output=True, text=True, timeout=400,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]

@@ -93,14 +93,18 @@ def _weights(path):
 
 
 @needs_multi_process
-def test_two_processes_train_like_one(tmp_path):
+# The group on the device data path trains as the one process on the host
+# pipeline: each process holds every split and feeds its share of the rows.
+@pytest.mark.parametrize("placement", ["host", "device"])
+def test_two_processes_train_like_one(placement, tmp_path):
     single = tmp_path / "single"
     result = subprocess.run(_command(single, "--epochs", "3"), env=_environment(), capture_output=True,
                             text=True, timeout=PROCESS_TIMEOUT_S)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     group = tmp_path / "group"
-    codes = _wait_all(_start_group(group, 2, "--epochs", "3", logs=tmp_path))
+    codes = _wait_all(_start_group(group, 2, "--epochs", "3", "--data-placement", placement, logs=tmp_path))
     assert codes == [0, 0], (tmp_path / "process0.log").read_text()[-3000:]
+    assert json.loads((group / "metrics.json").read_text())["data_placement"] == placement
 
     one, two = (TrainingJournal.read_history(run / "history.csv") for run in (single, group))
     assert len(one) == len(two) == 3
