@@ -63,6 +63,16 @@ COMMANDS = (
         ),
     ),
     (
+        "scripts/gpu_check.py",
+        (
+            "The one-shot GPU check, usually run as `bash scripts/gpu_check.sh` (same flags): plain PyTorch "
+            "against each backend's training step (ResNet-18 and GradAttn, 28x28x1 and 32x32x3, float32 and "
+            "bfloat16, our data on the device) and a whole FashionMNIST epoch per backend on the device data "
+            "path, with PASS/MISS beside the GPU targets, in `results/benchmarks/gpu_check_<device>.md`. See "
+            "[benchmarks.md](benchmarks.md#on-a-gpu)."
+        ),
+    ),
+    (
         "scripts/count_flops.py",
         (
             "FLOPs per image of the paper's models (forward, and forward + backward) from XLA's cost model, "

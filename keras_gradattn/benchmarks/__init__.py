@@ -22,6 +22,7 @@ from keras_gradattn.benchmarks.reporting import format_targets
 from keras_gradattn.benchmarks.reporting import format_throughput_markdown
 from keras_gradattn.benchmarks.timing import Measurement
 from keras_gradattn.benchmarks.timing import call_seconds
+from keras_gradattn.benchmarks.timing import device_resident_model
 from keras_gradattn.benchmarks.timing import inference_function
 from keras_gradattn.benchmarks.timing import measure_interleaved
 from keras_gradattn.benchmarks.timing import pipeline_function

@@ -133,6 +133,18 @@ def training_function(model, images, labels, steps):
     return train
 
 
+def device_resident_model(classifier, num_images, seed=0):
+    """`classifier` inside a `data.DeviceDataModel` holding `num_images`
+    random uint8 images of its input shape (no augmentation): a training
+    step fed by row indices, as `--data-placement device` trains."""
+    from keras_gradattn.data import DeviceDataModel
+
+    shape = tuple(classifier.input_shape[1:])
+    model = DeviceDataModel(classifier, num_images, shape, shape, [0.5] * shape[-1], [0.25] * shape[-1])
+    model.set_images(np.random.default_rng(seed).integers(0, 256, (num_images, *shape), dtype=np.uint8))
+    return model
+
+
 def inference_function(model, images, steps):
     """`steps` forward passes in inference mode through `model.predict`."""
     batch_size = len(images)

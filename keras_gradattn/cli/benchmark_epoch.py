@@ -40,6 +40,7 @@ from keras_gradattn.cli.arguments import parse_command_line
 from keras_gradattn.cli.arguments import positive_int
 from keras_gradattn.cli.arguments import program_arguments
 from keras_gradattn.cli.keras_backend import choose_keras_backend
+from keras_gradattn.training.config import DATA_PLACEMENTS
 
 PROG = "benchmark_epoch.py"
 DEFAULT_MODELS = "resnet18,gradattn_learned_pe"
@@ -63,6 +64,11 @@ def build_parser():
         help="epochs of the run; the first (compilation) is not counted, so at least 2")
     add("--rounds", type=positive_int, default=3,
         help="bare-step rounds before the run and again after it (one round = one epoch's steps)")
+    add("--data-placement", choices=DATA_PLACEMENTS, default="auto",
+        help="the run's --data-placement (auto: the device on an accelerator, the host pipeline on a CPU)")
+    add("--data-dir", default=None,
+        help="FashionMNIST's IDX files to train on (default: FashionMNIST-shaped random images written to a "
+        "temporary folder)")
     add("--output", default="results/benchmarks/epoch_cpu", help="path prefix of the .json and .md results")
     add("--worker", action="store_true", help=argparse.SUPPRESS)
     return parser
@@ -150,14 +156,14 @@ def _run_epochs(model_name, args, data_dir, run_dir, progress):
     config = TrainConfig(
         dataset="fashion_mnist", model=model_name, data_dir=data_dir, output_dir=run_dir,
         epochs=args.epochs, batch_size=args.batch_size, max_train_samples=args.train_images,
-        probe_batches=0, verbose=0, seed=0,
+        probe_batches=0, verbose=0, seed=0, data_placement=args.data_placement,
     )  # fmt: skip
     timer = _epoch_timer()
     progress(f"{model_name}: gradattn-train, {args.epochs} epochs of {args.train_images} images")
     result = run_training(config, extra_callbacks=[timer])
     with open(os.path.join(result.run_dir, "config.json")) as file:
         log_gradients = json.load(file)["train_config"]["log_gradients"]
-    return timer, log_gradients
+    return timer, log_gradients, result.metrics["data_placement"]
 
 
 def run_worker(args):
@@ -171,13 +177,13 @@ def run_worker(args):
         # Pooled and re-split 70/15/15 by the paper's protocol: 1.5x the
         # training images in all leaves enough for --max-train-samples.
         total = int(args.train_images * 1.5) + 1
-        data_dir = benchmarks.write_fake_fashion_mnist(
+        data_dir = args.data_dir or benchmarks.write_fake_fashion_mnist(
             os.path.join(folder, "data"), num_train=total * 6 // 7, num_test=total - total * 6 // 7
         )
         for model_name in args.models:
             bare, images_per_round = _bare_step(model_name, args, progress)
             bare_times = _time_rounds(bare, args.rounds)
-            timer, log_gradients = _run_epochs(
+            timer, log_gradients, placement = _run_epochs(
                 model_name, args, data_dir, os.path.join(folder, model_name), progress
             )
             progress(f"{model_name}: bare step again")
@@ -200,6 +206,7 @@ def run_worker(args):
                 "epoch_end_seconds": timer.epoch_end_seconds[timed],
                 "bare_round_seconds": bare_times,
                 "log_gradients": log_gradients,
+                "data_placement": placement,
             }  # fmt: skip
             row.update(project_full_epoch(row, images_per_round, args))
             results.append(row)
@@ -237,15 +244,16 @@ def format_table(reports, args):
         f"of a gradattn-train run against {2 * args.rounds} bare rounds (before and after the run). "
         "Spread: (max - min) / median.",
         "",
-        "| backend | model | bare step img/s (spread) | epoch img/s (spread) | epoch / bare | target >= "
+        "| backend | model | data on | bare step img/s (spread) | epoch img/s (spread) | epoch / bare | target >= "
         f"{TARGET_RATIO} | steps and waits / bare | epoch-end s | projected at {FULL_EPOCH_IMAGES:,} images "
         f"| target >= {TARGET_RATIO} | validation s | gradient log every |",
-        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: |",
+        "| --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     for report in reports:
         for row in report["results"]:
             lines.append(
-                f"| {report['backend']} | {row['model']} | {row['bare_images_per_second']:.0f} "
+                f"| {report['backend']} | {row['model']} | {row.get('data_placement', 'host')} "
+                f"| {row['bare_images_per_second']:.0f} "
                 f"({row['bare_spread']:.0%}) | {row['epoch_images_per_second']:.0f} ({row['epoch_spread']:.0%}) "
                 f"| {row['ratio']:.2f}x | {_verdict(row['ratio'])} | {row['loop_ratio']:.2f}x "
                 f"| {statistics.median(row['epoch_end_seconds']):.1f} | {row['full_epoch_ratio']:.2f}x "
@@ -265,6 +273,8 @@ def run_backend(argv, backend):
 
 
 def _validate(args):
+    if args.data_dir and not os.path.isdir(args.data_dir):
+        raise BadInput(f"--data-dir {args.data_dir!r} is not a folder")
     if args.epochs < 2:
         raise BadInput(
             f"--epochs must be at least 2 (the first epoch compiles and is not counted); received {args.epochs}"

@@ -14,6 +14,12 @@ targets:
 - the PyTorch backend >= 0.9x;
 - the JAX backend >= 0.5x.
 
+On a GPU both sides train on the GPU: plain PyTorch on CUDA tensors made
+once, ours from host arrays (`--data-placement host`) or from images held on
+the device and fed by row indices (`--data-placement device`, the package's
+GPU path, `data.DeviceDataModel`). `--precision bfloat16` runs plain PyTorch
+under `torch.autocast` and ours under Keras' mixed_bfloat16 policy.
+
 `--jax-variants` adds JAX contenders with XLA's CPU flags or Keras'
 mixed_bfloat16 policy (the levers on JAX's CPU speed), each in its own
 subprocess and judged against the JAX target too.
@@ -63,6 +69,7 @@ JAX_VARIANTS = {
     "xla_fast_math": {"xla_flags": "--xla_cpu_enable_fast_math=true"},
     "bfloat16": {"dtype_policy": "mixed_bfloat16"},
 }
+PRECISIONS = ("float32", "bfloat16")
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -88,6 +95,11 @@ def build_parser():
         help="extra JAX contenders: " + "; ".join(
             f"{name}: {', '.join(f'{key} {value}' for key, value in setting.items())}"
             for name, setting in JAX_VARIANTS.items()))
+    add("--precision", choices=PRECISIONS, default="float32",
+        help="float32, or bfloat16 compute (torch.autocast; Keras' mixed_bfloat16 policy)")
+    add("--data-placement", choices=("host", "device"), default="host",
+        help="where our side's batch lives: 'host' (NumPy arrays through fit) or 'device' (uint8 images held "
+        "by a DeviceDataModel on the device, fed by row indices)")
     add("--jit-compile", choices=("auto", "on", "off"), default="auto",
         help="Keras' jit_compile for our models (auto: XLA on JAX, on TensorFlow only with a GPU, eager on torch)")
     add("--output", default="results/benchmarks/plain_torch_cpu",
@@ -107,21 +119,24 @@ def _plain_torch_steps(args, images, labels):
 
     from plain_torch import create_plain_model
 
-    # NCHW tensors made once, as a DataLoader would hand them over.
-    images = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
-    labels = torch.from_numpy(labels.astype("int64"))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    # NCHW tensors made once on the device, as a DataLoader would hand them over.
+    images = torch.from_numpy(images.transpose(0, 3, 1, 2).copy()).to(device)
+    labels = torch.from_numpy(labels.astype("int64")).to(device)
+    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=args.precision == "bfloat16")
     steps = {}
     for name in args.models:
         torch.manual_seed(0)
         model = create_plain_model(name, num_classes=args.num_classes, in_channels=args.input_shape[-1])
-        model.train()
+        model.to(device).train()
         # torch's weight_decay is the coupled L2 of the paper's AdamL2.
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
 
         def train(model=model, optimizer=optimizer):
             for _ in range(args.steps):
                 optimizer.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(images), labels)
+                with autocast:
+                    loss = F.cross_entropy(model(images), labels)
                 loss.backward()
                 optimizer.step()
             return loss.item()
@@ -132,18 +147,25 @@ def _plain_torch_steps(args, images, labels):
 
 def _keras_steps(args, images, labels):
     import keras
+    import numpy as np
 
     from keras_gradattn import benchmarks
     from keras_gradattn import create_model
 
     jit_compile = {"auto": "auto", "on": True, "off": False}[args.jit_compile]
     dtype_policy = _variant(args.worker).get("dtype_policy")
+    if args.precision == "bfloat16":
+        dtype_policy = "mixed_bfloat16"
     if dtype_policy:
         keras.config.set_dtype_policy(dtype_policy)
     steps = {}
     for name in args.models:
         keras.utils.set_random_seed(0)
         model = create_model(name, num_classes=args.num_classes, input_shape=args.input_shape)
+        if args.data_placement == "device":
+            model = benchmarks.device_resident_model(model, args.batch_size)
+            # Row indices of the bank: the batch's images stay on the device.
+            images = np.arange(args.batch_size, dtype="int32")
         model.compile(jit_compile=jit_compile)  # the paper's AdamL2 and cross-entropy
         steps[name] = benchmarks.training_function(model, images, labels, args.steps)
     return steps
@@ -363,7 +385,8 @@ def main(argv=None):
     machine = ready[PLAIN]["machine"]
     settings = (
         f"Training steps (forward, backward, Adam), batch {args.batch_size}, "
-        f"{'x'.join(map(str, args.input_shape))}, float32, jit_compile={args.jit_compile}; "
+        f"{'x'.join(map(str, args.input_shape))}, {args.precision}, jit_compile={args.jit_compile}, our batches "
+        f"from the {args.data_placement}; "
         f"{args.rounds} interleaved rounds of {args.steps} steps after one warm-up call"
     )
     report = format_report(

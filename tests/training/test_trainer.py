@@ -92,7 +92,8 @@ def test_config_json_records_the_number_auto_resolved_to(tmp_path):
 
 
 @pytest.mark.skipif(keras.backend.backend() == "torch", reason="Keras runs torch one step per call")
-def test_steps_per_execution_trains_every_step_and_logs_gradients_on_schedule(tmp_path):
+@pytest.mark.parametrize("placement", ["host", "device"])
+def test_steps_per_execution_trains_every_step_and_logs_gradients_on_schedule(placement, tmp_path):
     from keras_gradattn.analysis.event_reader import read_events
     from keras_gradattn.training import run_training
 
@@ -100,10 +101,10 @@ def test_steps_per_execution_trains_every_step_and_logs_gradients_on_schedule(tm
     # 64 examples in batches of 16: 4 steps an epoch, run 2 per call.
     config = dataclasses.replace(
         TINY, epochs=2, max_train_samples=64, probe_batches=0, verbose=0, output_dir=str(run_dir),
-        steps_per_execution=2, log_gradients=2,
+        steps_per_execution=2, log_gradients=2, data_placement=placement,
     )  # fmt: skip
     result = run_training(config)
-    assert result.metrics["epochs_run"] == 2
+    assert result.metrics["epochs_run"] == 2 and result.metrics["data_placement"] == placement
     with open(run_dir / "config.json") as file:
         assert json.load(file)["train_config"]["steps_per_execution"] == 2
     steps, _ = read_events(run_dir / "logs" / "gradients").scalars["grad_norm_global"]
