@@ -126,6 +126,7 @@ def _epoch_timer():
 
 def _bare_step(model_name, args, progress):
     import keras
+    import numpy as np
 
     from keras_gradattn import create_model
     from keras_gradattn.training import protocol
@@ -134,10 +135,14 @@ def _bare_step(model_name, args, progress):
     defaults = TrainConfig()
     keras.utils.set_random_seed(0)
     model = create_model(model_name, num_classes=NUM_CLASSES, input_shape=INPUT_SHAPE)
+    images, labels = benchmarks.synthetic_batch(args.batch_size, INPUT_SHAPE, NUM_CLASSES)
+    if args.data_placement == "device":
+        # The bare step of the device path: its batch held on the device, fed by row indices.
+        model = benchmarks.device_resident_model(model, args.batch_size)
+        images = np.arange(args.batch_size, dtype="int32")
     model.compile(optimizer=protocol.build_optimizer(
         defaults.learning_rate, defaults.weight_decay, defaults.decoupled_weight_decay
     ))  # fmt: skip
-    images, labels = benchmarks.synthetic_batch(args.batch_size, INPUT_SHAPE, NUM_CLASSES)
     steps = args.train_images // args.batch_size
     train = benchmarks.training_function(model, images, labels, steps)
     progress(f"{model_name}: bare step, warming up")

@@ -228,7 +228,10 @@ class Worker:
                    "--worker", contender]
         # The plain worker imports Keras only to describe the machine: on
         # torch, which it loads anyway.
-        env = {**os.environ, "KERAS_BACKEND": "torch" if contender == PLAIN else contender.split("+")[0]}
+        env = {**os.environ, "KERAS_BACKEND": "torch" if contender == PLAIN else contender.split("+")[0],
+               # The contenders share one GPU: JAX and TensorFlow would each
+               # reserve most of its memory at start.
+               "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
         xla_flags = _variant(contender).get("xla_flags")
         if xla_flags:
             env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS"), xla_flags]))

@@ -7,7 +7,8 @@ In this order, each benchmark in its own subprocesses:
    float32 and bfloat16, our side on the device data path;
 2. `benchmark_epoch.py`: a `gradattn-train` run per backend on FashionMNIST
    (the IDX files of `--data-dir`, else FashionMNIST-shaped random images),
-   the full 49,000 training images an epoch, its data on the device.
+   the full 49,000 training images an epoch (two epochs: the first compiles),
+   its data on the device.
 
 It writes `results/benchmarks/gpu_check_<device>.md` (and `.json`, and the
 two benchmarks' own files beside them) with every figure and the targets:
@@ -51,7 +52,7 @@ TORCH_WITHIN_JAX = 1.5
 FULL_EPOCH_IMAGES = 49_000
 # Per-benchmark sizes: a measurement, and `--quick`'s test of the script.
 SIZES = {
-    False: {"batch_size": 128, "steps": 20, "rounds": 3, "train_images": FULL_EPOCH_IMAGES, "epochs": 3,
+    False: {"batch_size": 128, "steps": 20, "rounds": 3, "train_images": FULL_EPOCH_IMAGES, "epochs": 2,
             "epoch_rounds": 1},
     True: {"batch_size": 8, "steps": 1, "rounds": 1, "train_images": 32, "epochs": 2, "epoch_rounds": 1},
 }

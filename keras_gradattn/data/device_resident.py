@@ -56,6 +56,13 @@ SPLIT_NAMES = ("train", "validation", "test")
 DEVICE_DATA_LIMIT_BYTES = 2 * 1024**3
 
 
+def split_offsets(splits):
+    """Where each split starts in a bank holding the train, validation and
+    test images in that order."""
+    lengths = [len(getattr(splits, name)) for name in SPLIT_NAMES]
+    return {name: int(start) for name, start in zip(SPLIT_NAMES, np.cumsum([0] + lengths[:-1]))}
+
+
 def device_bytes(splits):
     """Bytes the splits' images take on the device (`STORAGE_DTYPE`)."""
     itemsize = np.dtype(STORAGE_DTYPE).itemsize
@@ -150,8 +157,7 @@ class DeviceDataModel(PaperTraining, keras.Model):
             spec.mean, spec.std, augmentation=spec.augmentation, seed=seed, **kwargs,
         )  # fmt: skip
         model.set_images(np.concatenate(images))
-        starts = np.cumsum([0] + [len(part) for part in images[:-1]])
-        model.offsets = {name: int(start) for name, start in zip(SPLIT_NAMES, starts)}
+        model.offsets = split_offsets(splits)
         return model
 
     @property
@@ -265,13 +271,13 @@ def make_index_pipeline(split, batch_size, training=False, seed=42, pipeline="au
 
     labels = tf.constant(split.labels)
     bank_rows = tf.constant(bank_rows)
-    rows = shard_rows(shard, batch_size)
+    share = shard_rows(shard, batch_size)
     dataset = tf.data.Dataset.range(len(split))
     if training:
         dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if shard[1] > 1:
-        dataset = dataset.map(lambda index: index[rows])
+        dataset = dataset.map(lambda index: index[share])
     dataset = dataset.map(lambda index: (tf.gather(bank_rows, index), tf.gather(labels, index)))
     return dataset.prefetch(tf.data.AUTOTUNE)
 

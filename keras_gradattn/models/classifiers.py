@@ -111,7 +111,6 @@ class PaperTraining:
             self.optimizer.build(self.trainable_variables)
 
 
-
 class Classifier(PaperTraining, keras.Model):
     """Shared behaviour of the image classifiers: a backbone, `num_classes`
     logits, and `compile()` defaults that follow the paper's protocol."""

@@ -118,6 +118,9 @@ def same_setting(name, previous, current):
     `log_gradients="auto"` is whichever number of steps was recorded)."""
     if name == "log_gradients" and current == "auto" and _is_positive_int(previous):
         return True
+    # Runs recorded before --data-placement existed trained on the host.
+    if name == "data_placement" and previous is None:
+        return current in ("auto", "host")
     return _as_json(previous) == _as_json(current)
 
 

@@ -68,6 +68,10 @@ class SingleDevice:
     # True where every process computes each whole global step together (JAX
     # across processes): random state must then be the same everywhere.
     shares_one_step = False
+    # True where several replicas compute their shares from one mirrored
+    # random state (TensorFlow's strategies): in-step augmentation would
+    # repeat the same draws on every replica's share.
+    mirrors_random_state = False
 
     @property
     def is_chief(self):
@@ -189,6 +193,7 @@ class JaxProcesses(JaxDataParallel):
 
 class TensorFlowMirrored(SingleDevice):
     name = "tensorflow_mirrored_strategy"
+    mirrors_random_state = True
 
     def __init__(self):
         import tensorflow as tf

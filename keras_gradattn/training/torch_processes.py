@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 
 from keras_gradattn.training.errors import TrainingSetupError
+from keras_gradattn.utils.training_wrappers import trained_classifier
 
 
 # Words of the errors gloo and nccl raise when a peer is gone or silent.
@@ -121,8 +122,11 @@ def all_reduce_mean(values):
 def make_data_parallel(model, batch_norm_layers):
     """Makes `model` train as one replica of a data-parallel group."""
     world_size = dist.get_world_size()
+    # The classifier's variables: a device-path wrapper's images are the
+    # same on every process already, and its augmentation layers' random
+    # states are seeded per process (each augments its own share).
     with torch.no_grad():
-        for variable in model.variables:
+        for variable in trained_classifier(model).variables:
             dist.broadcast(variable.value.data, src=0)
     for variable in model.trainable_variables:
         variable.value.register_post_accumulate_grad_hook(functools.partial(_average_gradient, world_size))

@@ -32,8 +32,9 @@ from keras_gradattn import data as data_lib
 from keras_gradattn.analysis import probe_gradient_flow
 from keras_gradattn.callbacks import TrainingJournal
 from keras_gradattn.data.device_resident import DEVICE_DATA_LIMIT_BYTES
-from keras_gradattn.data.device_resident import SPLIT_NAMES
 from keras_gradattn.data.device_resident import device_bytes
+from keras_gradattn.data.device_resident import split_offsets
+from keras_gradattn.data.registry import NO_AUGMENTATION
 from keras_gradattn.data.pipeline import augmentation_seed
 from keras_gradattn.models import create_model
 from keras_gradattn.training import metrics as metrics_lib
@@ -99,15 +100,20 @@ class Prepared:
             self.validation_images = self.validation
 
 
-def resolve_data_placement(config, splits):
+def resolve_data_placement(config, splits, distribution=None):
     """Where this run's images live and are augmented: `"device"` or `"host"`.
 
     `--data-placement auto` picks the device when the backend computes on an
-    accelerator and every split is in memory within `DEVICE_DATA_LIMIT_BYTES`;
-    on a CPU the host pipeline is as fast (its threads augment the next batch
-    while the step runs), see docs/benchmarks.md.
+    accelerator and every split is in memory within `DEVICE_DATA_LIMIT_BYTES`,
+    except on TensorFlow for datasets it augments: there its image layers
+    have no XLA kernel, and the whole step would run without XLA. On a CPU
+    the host pipeline is kept: the device path measured level with it
+    (docs/benchmarks.md). `distribution`'s replicas must not share one random
+    state for in-step augmentation (TensorFlow's strategies do).
     """
     in_memory = all(split.in_memory for split in splits)
+    augments = splits.spec.augmentation != NO_AUGMENTATION
+    mirrored = augments and distribution is not None and distribution.mirrors_random_state
     if config.data_placement == "host":
         return "host"
     if config.data_placement == "device":
@@ -116,12 +122,30 @@ def resolve_data_placement(config, splits):
                 f"--data-placement device needs in-memory splits, but {config.dataset} streams from "
                 "tensorflow-datasets; use --data-placement host (or auto)."
             )
+        if mirrored:
+            raise TrainingSetupError(
+                f"--data-placement device with --distribute on TensorFlow would repeat {config.dataset}'s "
+                "augmentation draws on every replica (they share one random state); use --data-placement host "
+                "(or auto), or the jax or torch backend."
+            )
         return "device"
     from keras_gradattn.backend import compute_devices
     from keras_gradattn.backend import only_cpus
 
+    if mirrored or (augments and keras.backend.backend() == "tensorflow"):
+        return "host"
     fits = in_memory and device_bytes(splits) <= DEVICE_DATA_LIMIT_BYTES
     return "device" if fits and not only_cpus(compute_devices()) else "host"
+
+
+def with_recorded_placement(config, files, state):
+    """A resumed run keeps the data placement it started with (its backup's
+    layout depends on it): `auto` becomes the one config.json recorded, the
+    host for runs recorded before the choice existed."""
+    if state != "resume" or config.data_placement != "auto":
+        return config
+    recorded = read_json(files.config).get("data_placement") or "host"
+    return dataclasses.replace(config, data_placement=recorded)
 
 
 def _load_data(config, distribution):
@@ -148,12 +172,11 @@ def _load_data(config, distribution):
         )
     common = dict(batch_size=config.batch_size, seed=config.seed, pipeline=config.pipeline)
     shard = (distribution.process_id, distribution.num_processes)
-    if resolve_data_placement(config, splits) == "device":
+    if resolve_data_placement(config, splits, distribution) == "device":
         return splits, _index_pipelines(config, splits, distribution, shard, common)
     train = data_lib.make_pipeline(
-        splits.train, spec, training=True, drop_remainder=distribution.drop_training_remainder,
-        shard=(distribution.process_id, distribution.num_processes), **common,
-    )  # fmt: skip
+        splits.train, spec, training=True, drop_remainder=distribution.drop_training_remainder, shard=shard, **common
+    )
     train = distribution.distribute_training_data(train)
     validation = pad_evaluation_batches(data_lib.make_pipeline(splits.validation, spec, **common), multiple)
     # Each process predicts its share of the test split, gathered afterwards
@@ -177,18 +200,16 @@ class HostBatches:
 
 @dataclasses.dataclass
 class DeviceBatches(HostBatches):
-    """Batches of row indices into the device's copy of the splits
-    (`offsets`: where each split starts), and the host pipeline's validation
-    images for the instruments that call the classifier."""
+    """Batches of row indices into the device's copy of the splits, and the
+    host pipeline's validation images for the instruments that call the
+    classifier."""
 
     validation_images: object = None
-    offsets: dict = None
     placement = "device"
 
 
 def _index_pipelines(config, splits, distribution, shard, common):
-    names = SPLIT_NAMES
-    offsets = dict(zip(names, np.cumsum([0] + [len(getattr(splits, name)) for name in names[:-1]]).tolist()))
+    offsets = split_offsets(splits)
     multiple = distribution.batch_multiple
     pipeline = dict(batch_size=config.batch_size, pipeline=config.pipeline)
     train = data_lib.make_index_pipeline(
@@ -205,7 +226,7 @@ def _index_pipelines(config, splits, distribution, shard, common):
     validation_images = data_lib.make_pipeline(splits.validation, splits.spec, **common)
     return DeviceBatches(
         train, pad_evaluation_batches(validation, multiple), pad_evaluation_batches(test, multiple),
-        validation_images=validation_images, offsets=offsets,
+        validation_images=validation_images,
     )  # fmt: skip
 
 
@@ -353,6 +374,7 @@ def _run_alone(config, notices, command_line, rerun_command, extra_callbacks):
         state = check_output_dir(config)
         if state == "finished":
             return _finished(files)
+        config = with_recorded_placement(config, files, state)
         started = _announce_start(config, notices)
         prepared = prepare(config)
         try:
@@ -403,6 +425,7 @@ def _run_as_chief(config, distribution, notices, command_line, rerun_command, ex
     try:
         if state == "finished":
             return _finished(files)
+        config = with_recorded_placement(config, files, state)
         started = _announce_start(config, notices)
         prepared = prepare(config, distribution)
         return _train_prepared(config, files, prepared, state, started, command_line, rerun_command, extra_callbacks)
@@ -426,7 +449,7 @@ def _run_as_worker(config, distribution, extra_callbacks):
         files = RunFiles(os.path.join(scratch, "run"))
         if state == "resume":
             shutil.copytree(config.output_dir, files.root, ignore=shutil.ignore_patterns(LOCK_FILE))
-        config = dataclasses.replace(config, output_dir=files.root, verbose=0)
+        config = with_recorded_placement(dataclasses.replace(config, output_dir=files.root, verbose=0), files, state)
         prepared = prepare(config, distribution)
         return _train_prepared(config, files, prepared, state, time.perf_counter(), None, None, extra_callbacks)
     finally:

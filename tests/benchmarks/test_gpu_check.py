@@ -21,10 +21,12 @@ def test_runs_end_to_end_on_a_cpu_and_writes_a_report_named_cpu(tmp_path):
         capture_output=True, text=True, timeout=600, env=dict(os.environ, KERAS_BACKEND="torch"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    report = (tmp_path / "gpu_check_cpu.md").read_text()
-    record = json.loads((tmp_path / "gpu_check_cpu.json").read_text())
-    assert record["device"] == "cpu" and record["quick"] and not record["failed"]
-    assert "Device: CPU (no GPU found: these are not GPU figures)" in report
+    name = gpu_check.device_name()
+    report = (tmp_path / f"gpu_check_{gpu_check.device_slug(name)}.md").read_text()
+    record = json.loads((tmp_path / f"gpu_check_{gpu_check.device_slug(name)}.json").read_text())
+    assert record["device"] == name and record["quick"] and not record["failed"]
+    if name == "cpu":
+        assert "Device: CPU (no GPU found: these are not GPU figures)" in report
     assert "| resnet18 | 28x28x1 | float32 | plain_torch |" in report
     (row,) = record["end_to_end"]
     assert (row["backend"], row["model"], row["data_placement"]) == ("torch", "resnet18", "device")

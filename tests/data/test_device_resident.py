@@ -156,6 +156,22 @@ def test_augmented_batches_have_the_same_statistics_on_both_paths(recipe):
     assert np.any(device.std(axis=0) > plain_spread * 1.05 + 1e-3), (recipe, device.std(axis=0), plain_spread)
 
 
+def test_augmenting_wrapper_trains_inside_a_compiled_step():
+    spec = _spec_with_recipe(registry.ROTATE_TRANSLATE)
+    splits = _splits(spec, count=32)
+    model = data.DeviceDataModel.for_splits(_tiny_classifier(spec), splits, seed=1)
+    model.compile(jit_compile="auto")
+    # Keras compiles the step where the backend compiles the image layers
+    # (JAX, via the wrapper's override); TensorFlow's XLA has no kernel for them.
+    assert model.jit_compile == (keras.backend.backend() == "jax")
+    before = [np.array(weight) for weight in model.classifier.get_weights()]
+    train = data.make_index_pipeline(splits.train, 16, training=True, pipeline="pydataset")
+    history = model.fit(train, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    after = model.classifier.get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+
+
 def test_wrapper_round_trips_and_keeps_the_images_out_of_its_weights(tmp_path):
     spec = data.get_dataset_spec("digits")
     splits = data.load_dataset("digits")

@@ -31,7 +31,8 @@ DIGITS = TrainConfig(
 def test_auto_keeps_the_host_pipeline_on_a_cpu_and_the_device_on_an_accelerator(monkeypatch):
     splits = data.load_dataset("digits")
     config = TrainConfig(dataset="digits")
-    assert trainer.resolve_data_placement(config, splits) == "host"  # these tests run on CPUs
+    monkeypatch.setattr("keras_gradattn.backend.only_cpus", lambda devices: True)
+    assert trainer.resolve_data_placement(config, splits) == "host"
     assert trainer.resolve_data_placement(dataclasses.replace(config, data_placement="device"), splits) == "device"
     monkeypatch.setattr("keras_gradattn.backend.only_cpus", lambda devices: False)
     assert trainer.resolve_data_placement(config, splits) == "device"
@@ -39,6 +40,44 @@ def test_auto_keeps_the_host_pipeline_on_a_cpu_and_the_device_on_an_accelerator(
     # Too large for the device: the host pipeline.
     monkeypatch.setattr(trainer, "DEVICE_DATA_LIMIT_BYTES", data.device_resident.device_bytes(splits) - 1)
     assert trainer.resolve_data_placement(config, splits) == "host"
+
+
+def test_auto_keeps_augmented_data_on_the_host_where_the_step_would_lose_compilation(monkeypatch):
+    monkeypatch.setattr("keras_gradattn.backend.only_cpus", lambda devices: False)
+    splits = data.load_dataset("digits")
+    augmented = dataclasses.replace(splits, spec=dataclasses.replace(splits.spec, augmentation="rotate_translate"))
+    config = TrainConfig(dataset="digits")
+    # TensorFlow's XLA has no kernel for the image layers: the host pipeline keeps the step compiled.
+    expected = "host" if keras.backend.backend() == "tensorflow" else "device"
+    assert trainer.resolve_data_placement(config, augmented) == expected
+
+    class Mirrored:
+        mirrors_random_state = True
+
+    # Replicas sharing one random state would repeat each other's augmentation.
+    assert trainer.resolve_data_placement(config, augmented, Mirrored()) == "host"
+    assert trainer.resolve_data_placement(config, splits, Mirrored()) == "device"  # nothing to augment
+    with pytest.raises(TrainingSetupError, match="would repeat digits's augmentation draws on every replica"):
+        trainer.resolve_data_placement(dataclasses.replace(config, data_placement="device"), augmented, Mirrored())
+
+
+def test_a_resumed_run_keeps_its_placement_and_older_runs_resume_on_the_host(tmp_path):
+    from keras_gradattn.training.config import same_setting
+    from keras_gradattn.training.run_directory import RunFiles
+
+    files = RunFiles(str(tmp_path))
+    config = TrainConfig(dataset="digits")
+    (tmp_path / "config.json").write_text(json.dumps({"train_config": {}, "data_placement": "device"}))
+    assert trainer.with_recorded_placement(config, files, "resume").data_placement == "device"
+    assert trainer.with_recorded_placement(config, files, "new").data_placement == "auto"
+    explicit = dataclasses.replace(config, data_placement="host")
+    assert trainer.with_recorded_placement(explicit, files, "resume").data_placement == "host"
+    (tmp_path / "config.json").write_text(json.dumps({"train_config": {}}))
+    assert trainer.with_recorded_placement(config, files, "resume").data_placement == "host"
+    # A run recorded before the flag existed resumes with auto or host, not device.
+    assert same_setting("data_placement", None, "auto") and same_setting("data_placement", None, "host")
+    assert not same_setting("data_placement", None, "device")
+    assert not same_setting("data_placement", "host", "device")
 
 
 def test_streamed_splits_cannot_be_held_on_the_device():

@@ -39,13 +39,13 @@ def test_optimizers():
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16", "mixed_float16"])
 def test_precision_sets_the_dtype_policy(precision):
     prepared = prepare(dataclasses.replace(TINY, precision=precision).resolved())
-    model = prepared.model
+    model = prepared.classifier
     # The layers compute in the chosen policy (Keras' functional model
     # objects themselves keep float32 as their own policy).
     assert model.backbone.get_layer("stem").dtype_policy.name == precision
     # Logits (and so the loss and metrics) stay float32.
     assert model.get_layer("predictions").dtype_policy.name == "float32"
-    loss_scaled = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    loss_scaled = isinstance(prepared.model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert loss_scaled == (precision == "mixed_float16")
 
 
