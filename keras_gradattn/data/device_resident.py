@@ -31,8 +31,6 @@ classifier.save("digits.keras")  # the classifier alone, as with the host pipeli
 ```
 """
 
-import math
-
 import keras
 import numpy as np
 from keras import ops
@@ -41,7 +39,7 @@ from keras_gradattn.data.augmentation import Augmenter
 from keras_gradattn.data.errors import DatasetError
 from keras_gradattn.data.pipeline import PIPELINE_CHOICES
 from keras_gradattn.data.pipeline import check_shard
-from keras_gradattn.data.pipeline import epoch_permutation
+from keras_gradattn.data.pipeline import ShuffledBatches
 from keras_gradattn.data.pipeline import shard_rows
 from keras_gradattn.models.classifiers import PaperTraining
 from keras_gradattn.utils import register_serializable
@@ -282,39 +280,16 @@ def make_index_pipeline(split, batch_size, training=False, seed=42, pipeline="au
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-class IndexPyDataset(keras.utils.PyDataset):
-    """`make_index_pipeline` without TensorFlow: the order of the host
-    `ArrayPyDataset` (a permutation drawn from `(seed, epoch)`)."""
+class IndexPyDataset(ShuffledBatches):
+    """`make_index_pipeline` without TensorFlow: the host `ArrayPyDataset`'s
+    order and batches (`ShuffledBatches`), as bank rows and labels."""
 
     def __init__(self, labels, bank_rows, batch_size, training=False, seed=42, drop_remainder=False, shard=(0, 1),
                  **kwargs):  # fmt: skip
-        super().__init__(**kwargs)
+        super().__init__(len(labels), batch_size, training, seed, drop_remainder, shard, **kwargs)
         self.labels = np.asarray(labels, np.int32)
         self.bank_rows = np.asarray(bank_rows, np.int32)
-        self.batch_size = int(batch_size)
-        self.training = training
-        self.seed = seed
-        self.drop_remainder = drop_remainder
-        self.rows = shard_rows(shard, batch_size)
-        self.epoch = 0
-        self._order = self._epoch_order()
-
-    def _epoch_order(self):
-        if not self.training:
-            return np.arange(len(self.labels))
-        return epoch_permutation(len(self.labels), self.seed, self.epoch)
-
-    def __len__(self):
-        if self.drop_remainder:
-            return len(self.labels) // self.batch_size
-        return math.ceil(len(self.labels) / self.batch_size)
 
     def __getitem__(self, index):
-        if not 0 <= index < len(self):
-            raise IndexError(f"Batch {index} out of range for {len(self)} batches.")
-        batch = self._order[index * self.batch_size : (index + 1) * self.batch_size][self.rows]
+        batch = self.batch_positions(index)
         return self.bank_rows[batch], self.labels[batch]
-
-    def on_epoch_end(self):
-        self.epoch += 1
-        self._order = self._epoch_order()

@@ -211,7 +211,46 @@ def _make_tf_data(split, spec, batch_size, training, seed, augment, drop_remaind
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-class ArrayPyDataset(keras.utils.PyDataset):
+class ShuffledBatches(keras.utils.PyDataset):
+    """The order and batching of the PyDataset pipelines: positions of
+    `length` examples, in order or (`training`) a permutation drawn from
+    `(seed, epoch)` and renewed by `on_epoch_end`, cut into batches and each
+    batch into this process's `shard`. Subclasses turn a batch's positions
+    (`batch_positions`) into their batch."""
+
+    def __init__(self, length, batch_size, training=False, seed=42, drop_remainder=False, shard=(0, 1), **kwargs):
+        super().__init__(**kwargs)
+        self.length = int(length)
+        self.batch_size = int(batch_size)
+        self.training = training
+        self.seed = seed
+        self.drop_remainder = drop_remainder
+        self.rows = shard_rows(shard, batch_size)
+        self.epoch = 0
+        self._order = self._epoch_order()
+
+    def _epoch_order(self):
+        if not self.training:
+            return np.arange(self.length)
+        return epoch_permutation(self.length, self.seed, self.epoch)
+
+    def __len__(self):
+        if self.drop_remainder:
+            return self.length // self.batch_size
+        return math.ceil(self.length / self.batch_size)
+
+    def batch_positions(self, index):
+        """Positions of the examples of batch `index` (this process's share)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"Batch {index} out of range for {len(self)} batches.")
+        return self._order[index * self.batch_size : (index + 1) * self.batch_size][self.rows]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._order = self._epoch_order()
+
+
+class ArrayPyDataset(ShuffledBatches):
     """A `keras.utils.PyDataset` over an in-memory split; no TensorFlow.
 
     Same steps and augmentation layers as the tf.data pipeline, run with
@@ -222,7 +261,6 @@ class ArrayPyDataset(keras.utils.PyDataset):
 
     def __init__(self, split, spec, batch_size, training=False, seed=42, augment=True,
                  drop_remainder=False, shard=(0, 1), **kwargs):  # fmt: skip
-        super().__init__(**kwargs)
         _check_batch_size(batch_size)
         _check_split(split, spec)
         check_shard(shard, batch_size)
@@ -232,31 +270,13 @@ class ArrayPyDataset(keras.utils.PyDataset):
                 "tensorflow-datasets; the PyDataset pipeline needs in-memory "
                 "arrays. Use pipeline='tf.data' (needs TensorFlow)."
             )
+        super().__init__(len(split), batch_size, training, seed, drop_remainder, shard, **kwargs)
         self.split = split
         self.spec = spec
-        self.batch_size = int(batch_size)
-        self.training = training
-        self.seed = seed
-        self.drop_remainder = drop_remainder
-        self.rows = shard_rows(shard, batch_size)
         self.augmenter = build_augmentation(spec, augmentation_seed(seed, shard)) if training and augment else None
-        self.epoch = 0
-        self._order = self._epoch_order()
-
-    def _epoch_order(self):
-        if not self.training:
-            return np.arange(len(self.split))
-        return epoch_permutation(len(self.split), self.seed, self.epoch)
-
-    def __len__(self):
-        if self.drop_remainder:
-            return len(self.split) // self.batch_size
-        return math.ceil(len(self.split) / self.batch_size)
 
     def __getitem__(self, index):
-        if not 0 <= index < len(self):
-            raise IndexError(f"Batch {index} out of range for {len(self)} batches.")
-        batch = self._order[index * self.batch_size : (index + 1) * self.batch_size][self.rows]
+        batch = self.batch_positions(index)
         images = self.split.images[batch].astype(np.float32) / np.float32(255.0)
         height, width, channels = self.spec.input_shape
         if images.shape[1:3] != (height, width) or self.augmenter:
@@ -275,10 +295,6 @@ class ArrayPyDataset(keras.utils.PyDataset):
             images = np.repeat(images, 3, axis=-1)
         images = np.clip(images, 0.0, 1.0) if self.augmenter else images
         return normalize(images, self.spec), self.split.labels[batch].astype(np.int32)
-
-    def on_epoch_end(self):
-        self.epoch += 1
-        self._order = self._epoch_order()
 
 
 def make_pydataset(split, spec, batch_size=128, training=False, seed=42, augment=True,
