@@ -198,9 +198,11 @@ def paired_reading(row):
     n = int(row["n"])
     mean, low, high = row["mean_difference_pp"], row.get("ci95_low_pp"), row.get("ci95_high_pp")
     model, baseline = row["model"], row["baseline"]
-    if row["wins"] == n and n > 1:
+    if n == 1:
+        return _single_seed_reading(row)
+    if row["wins"] == n:
         direction = f"`{model}` is ahead of `{baseline}` on every one of the {n} seeds"
-    elif row["losses"] == n and n > 1:
+    elif row["losses"] == n:
         direction = f"`{model}` is behind `{baseline}` on every one of the {n} seeds"
     else:
         direction = (
@@ -236,6 +238,21 @@ def paired_reading(row):
     if paper_difference < 0 < low:
         verdict += "; the sign is reversed (contradicts the paper)"
     return f"{sentence}, {verdict}."
+
+
+def _single_seed_reading(row):
+    # One difference has no spread: no interval, and the sign-flip test's p is 1 whatever it is.
+    mean = row["mean_difference_pp"]
+    side = "ahead of" if row["wins"] else "behind" if row["losses"] else "level with"
+    sentence = (
+        f"`{row['model']}` is {side} `{row['baseline']}` on the one seed run "
+        f"({row.get('seeds', 'seed')}): {fmt(mean, signed=True)} pp; one seed gives neither an interval "
+        f"nor a test, so it cannot establish a difference"
+    )
+    paper_difference = row.get("paper_difference_pp")
+    if is_missing(paper_difference):
+        return sentence + ". The paper reports no figure for this dataset."
+    return sentence + f". The paper reports {fmt(paper_difference, signed=True)} pp (one seed)."
 
 
 def absolute_reading(summary_row):

@@ -130,6 +130,15 @@ def test_paired_reading_says_when_the_paper_is_contradicted():
     assert "reports no figure" in text
 
 
+def test_paired_reading_of_one_seed_claims_no_interval_and_no_test():
+    text = results_markdown.paired_reading(paired_row(n=1, seeds="42", losses=1, mean_difference_pp=-0.9,
+                                                      ci95_low_pp=float("nan"), ci95_high_pp=float("nan"),
+                                                      p_value_sign_flip=1.0, smallest_possible_p=1.0))
+    assert "behind `resnet18` on the one seed run (42): -0.90 pp" in text
+    assert "neither an interval nor a test" in text and "+11.07 pp (one seed)" in text
+    assert "interval includes zero" not in text and "1 seeds" not in text
+
+
 def test_experiment_tables_and_readme(tmp_path):
     results = tmp_path / "results" / "exp"
     experiment.record_invocation(
