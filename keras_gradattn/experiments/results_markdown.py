@@ -195,32 +195,8 @@ def cross_backend_table(cross_rows):
 
 def paired_reading(row):
     """One sentence on what a paired comparison says, and against the paper where it has a figure."""
-    n = int(row["n"])
-    mean, low, high = row["mean_difference_pp"], row.get("ci95_low_pp"), row.get("ci95_high_pp")
-    model, baseline = row["model"], row["baseline"]
-    if n == 1:
-        return _single_seed_reading(row)
-    if row["wins"] == n:
-        direction = f"`{model}` is ahead of `{baseline}` on every one of the {n} seeds"
-    elif row["losses"] == n:
-        direction = f"`{model}` is behind `{baseline}` on every one of the {n} seeds"
-    else:
-        direction = (
-            f"`{model}` is ahead on {row['wins']} and behind on {row['losses']} of the {n} seeds"
-        )
-    if is_missing(low):
-        interval = "one seed: no error bar"
-        excludes_zero = False
-    else:
-        interval = f"95% CI [{fmt(low, signed=True)}, {fmt(high, signed=True)}] pp"
-        excludes_zero = low > 0 or high < 0
-    sentence = (
-        f"{direction}: mean difference {fmt(mean, signed=True)} pp ({interval}; exact sign-flip "
-        f"p = {fmt(row['p_value_sign_flip'], 3)}, the smallest possible with {n} seeds being "
-        f"{fmt(row['smallest_possible_p'], 3)})"
-    )
-    if not excludes_zero:
-        sentence += "; the interval includes zero, so no difference is established"
+    low, high = row.get("ci95_low_pp"), row.get("ci95_high_pp")
+    sentence = _single_seed_sentence(row) if int(row["n"]) == 1 else _seeds_sentence(row)
     paper_difference = row.get("paper_difference_pp")
     if is_missing(paper_difference):
         return sentence + ". The paper reports no figure for this dataset."
@@ -240,19 +216,36 @@ def paired_reading(row):
     return f"{sentence}, {verdict}."
 
 
-def _single_seed_reading(row):
-    # One difference has no spread: no interval, and the sign-flip test's p is 1 whatever it is.
-    mean = row["mean_difference_pp"]
-    side = "ahead of" if row["wins"] else "behind" if row["losses"] else "level with"
+def _seeds_sentence(row):
+    n = int(row["n"])
+    mean, low, high = row["mean_difference_pp"], row["ci95_low_pp"], row["ci95_high_pp"]
+    model, baseline = row["model"], row["baseline"]
+    if row["wins"] == n:
+        direction = f"`{model}` is ahead of `{baseline}` on every one of the {n} seeds"
+    elif row["losses"] == n:
+        direction = f"`{model}` is behind `{baseline}` on every one of the {n} seeds"
+    else:
+        direction = (
+            f"`{model}` is ahead on {row['wins']} and behind on {row['losses']} of the {n} seeds"
+        )
     sentence = (
-        f"`{row['model']}` is {side} `{row['baseline']}` on the one seed run "
-        f"({row.get('seeds', 'seed')}): {fmt(mean, signed=True)} pp; one seed gives neither an interval "
-        f"nor a test, so it cannot establish a difference"
+        f"{direction}: mean difference {fmt(mean, signed=True)} pp (95% CI [{fmt(low, signed=True)}, "
+        f"{fmt(high, signed=True)}] pp; exact sign-flip p = {fmt(row['p_value_sign_flip'], 3)}, the smallest "
+        f"possible with {n} seeds being {fmt(row['smallest_possible_p'], 3)})"
     )
-    paper_difference = row.get("paper_difference_pp")
-    if is_missing(paper_difference):
-        return sentence + ". The paper reports no figure for this dataset."
-    return sentence + f". The paper reports {fmt(paper_difference, signed=True)} pp (one seed)."
+    if not (low > 0 or high < 0):
+        sentence += "; the interval includes zero, so no difference is established"
+    return sentence
+
+
+def _single_seed_sentence(row):
+    # One difference has no spread: no interval, and the sign-flip test's p is 1 whatever it is.
+    side = "ahead of" if row["wins"] else "behind" if row["losses"] else "level with"
+    return (
+        f"`{row['model']}` is {side} `{row['baseline']}` on the one seed run "
+        f"({row.get('seeds', 'seed')}): {fmt(row['mean_difference_pp'], signed=True)} pp; one seed gives "
+        f"neither an interval nor a test, so it cannot establish a difference"
+    )
 
 
 def absolute_reading(summary_row):
